@@ -1,0 +1,252 @@
+"""Typed, frozen configuration: one dataclass per stage, composed into :class:`PipelineConfig`.
+
+Loaded from YAML with ``yaml.safe_load``; unknown keys are errors (a typo must not be ignored);
+``to_dict``/``from_dict`` round-trip. Defaults live here and are mirrored in ``configs/default.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+from rag.errors import ConfigError
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_INDEX_DIR = ".ragtrail"
+
+FusionMethod = Literal["rrf", "weighted"]
+RetrievalMode = Literal["bm25", "dense", "hybrid"]
+DenseIndexKind = Literal["flat", "hnsw"]
+Ordering = Literal["lost_in_the_middle", "rank", "reverse"]
+LLMBackend = Literal["llama_cpp", "openai"]
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    """``model``: a sentence-transformers id or local path; the default name maps to the packaged copy."""
+
+    model: str = DEFAULT_EMBEDDING_MODEL
+    batch_size: int = 64
+    device: str = "cpu"
+    max_seq_length: int | None = None
+
+
+@dataclass(frozen=True)
+class ChunkingConfig:
+    """Chunk sizes are counted in tokens of the embedding model's tokenizer."""
+
+    chunk_tokens: int = 256
+    overlap_tokens: int = 32
+    split_markdown_headings: bool = True
+
+
+@dataclass(frozen=True)
+class BM25Config:
+    k1: float = 1.5
+    b: float = 0.75
+    lowercase: bool = True
+    stopwords: str | None = "en"
+    stemmer: str | None = "english"
+
+
+@dataclass(frozen=True)
+class DenseIndexConfig:
+    kind: DenseIndexKind = "flat"
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 128
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    extensions: tuple[str, ...] = (".pdf", ".txt", ".md", ".markdown", ".html", ".htm")
+    max_file_mb: float = 200.0
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    mode: RetrievalMode = "hybrid"
+    fusion: FusionMethod = "rrf"
+    rrf_k: int = 60
+    dense_weight: float = 0.5
+    depth: int = 100
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """``model``: a CrossEncoder id or path; ``"default"`` is the reranker shipped in the package; null turns it off."""
+
+    model: str | None = "default"
+    depth: int = 30
+    batch_size: int = 32
+    max_length: int = 256
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    ordering: Ordering = "lost_in_the_middle"
+    top_k: int = 6
+    max_context_tokens: int = 2048
+    answer_tokens: int = 384
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """``model_path`` null means the embedded Qwen2.5-Coder-1.5B-Instruct GGUF assembled from PyPI parts."""
+
+    backend: LLMBackend = "llama_cpp"
+    model_path: str | None = None
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = 120.0
+    max_retries: int = 3
+    temperature: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    index_dir: str = DEFAULT_INDEX_DIR
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    bm25: BM25Config = field(default_factory=BM25Config)
+    dense_index: DenseIndexConfig = field(default_factory=DenseIndexConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        return from_dict(cls, data)
+
+    def replace(self, **changes: Any) -> PipelineConfig:
+        return dataclasses.replace(self, **changes)
+
+
+T = TypeVar("T")
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Plain dict of a config dataclass (tuples become lists so the result is YAML/JSON friendly)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = to_dict(value)
+        elif isinstance(value, tuple):
+            out[f.name] = list(value)
+        else:
+            out[f.name] = value
+    return out
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, *, where: str = "") -> T:
+    """Build a config dataclass from a dict, checking keys, types and ``Literal`` choices."""
+    if data is None:
+        return cls()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where or cls.__name__}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where=where)  # type: ignore[arg-type]
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item_type, *_rest) = get_args(tp)
+        return tuple(_coerce(item_type, v, where) for v in value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def load_config(path: str | Path | None = None, *, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Load a YAML config (``None`` gives the defaults), then apply nested ``overrides``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            with p.open(encoding="utf-8") as fh:
+                loaded = yaml.safe_load(fh)
+        except FileNotFoundError as e:
+            raise ConfigError(f"{p}: config file not found") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML: {e}") from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+        data = loaded or {}
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        return PipelineConfig.from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from e
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

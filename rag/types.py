@@ -1,0 +1,57 @@
+"""Data types shared by every stage: a stored :class:`Chunk` and a retrieved :class:`Hit`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One indexed passage.
+
+    ``source`` is the document's path relative to the ingested folder (POSIX separators) or, for a
+    BEIR corpus, the document id. ``start``/``end`` are character offsets into the cleaned document
+    text; ``page`` is 1-based for PDFs and ``None`` otherwise; ``heading`` is the Markdown/HTML
+    heading path ("Intro > Setup") the chunk falls under.
+    """
+
+    id: str
+    source: str
+    text: str
+    ordinal: int = 0
+    start: int = 0
+    end: int = 0
+    page: int | None = None
+    title: str | None = None
+    heading: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "text": self.text,
+            "ordinal": self.ordinal,
+            "start": self.start,
+            "end": self.end,
+            "page": self.page,
+            "title": self.title,
+            "heading": self.heading,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Chunk:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk returned by a retriever. ``scores`` keeps each stage's score: bm25, dense, fusion, rerank."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "score": self.score, "scores": dict(self.scores), **self.chunk.to_dict()}
