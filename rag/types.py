@@ -46,12 +46,20 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Hit:
-    """A chunk returned by a retriever. ``scores`` keeps each stage's score: bm25, dense, fusion, rerank."""
+    """A chunk returned by a retriever. ``scores`` keeps each stage's score: bm25, dense, fusion, rerank;
+    ``ranks`` the 1-based rank the chunk had at each of those stages."""
 
     chunk: Chunk
     score: float
     rank: int
     scores: dict[str, float] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rank": self.rank, "score": self.score, "scores": dict(self.scores), **self.chunk.to_dict()}
+        return {
+            "rank": self.rank,
+            "score": self.score,
+            "scores": dict(self.scores),
+            "ranks": dict(self.ranks),
+            **self.chunk.to_dict(),
+        }

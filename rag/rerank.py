@@ -1,0 +1,149 @@
+"""Cross-encoder reranking of fused candidates.
+
+:func:`load_reranker` turns ``RerankConfig`` into a reranker *and* a :class:`RerankStatus`: when no model
+is configured (``rerank.model: null``) or the shipped default is absent, the reranker is ``None`` and the
+status says why, so callers can tell the user once and record it — never a silent switch of pipeline.
+A model that is configured and present but fails to load raises :class:`~rag.errors.ModelError`.
+The model loads lazily on the first call; all (query, passage) pairs of a call go through
+``CrossEncoder.predict`` in batches of ``batch_size``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from rag.config import RerankConfig
+from rag.errors import ModelError
+from rag.fusion import sort_scored
+from rag.types import Hit
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    name: str
+
+    def rerank(self, query: str, hits: Sequence[Hit], *, top_k: int) -> list[Hit]: ...
+
+    def rerank_many(self, queries: Sequence[str], hits: Sequence[Sequence[Hit]], *, top_k: int) -> list[list[Hit]]: ...
+
+
+@dataclass(frozen=True)
+class RerankStatus:
+    """Whether reranking runs, with which model, and if not, why."""
+
+    enabled: bool
+    model: str | None = None
+    path: str | None = None
+    reason: str | None = None
+
+    @property
+    def notice(self) -> str | None:
+        return None if self.enabled else f"reranking is off: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "model": self.model, "path": self.path, "reason": self.reason}
+
+
+def apply_scores(hits: Sequence[Hit], scores: Sequence[float], *, top_k: int, stage: str = "rerank") -> list[Hit]:
+    """Re-sort ``hits`` by ``scores`` (ties by chunk id), keep ``top_k``, record the stage score and rank."""
+    if len(hits) != len(scores):
+        raise ValueError(f"{len(hits)} hits but {len(scores)} scores")
+    by_id = {h.chunk.id: h for h in hits}
+    ranked = sort_scored([(h.chunk.id, float(s)) for h, s in zip(hits, scores, strict=True)])[: max(top_k, 0)]
+    return [
+        Hit(
+            chunk=by_id[cid].chunk, score=s, rank=r,
+            scores={**by_id[cid].scores, stage: s}, ranks={**by_id[cid].ranks, stage: r},
+        )
+        for r, (cid, s) in enumerate(ranked, start=1)
+    ]
+
+
+def _as_relevance(raw: Any) -> np.ndarray:
+    scores = np.asarray(raw, dtype=np.float64)
+    if scores.ndim == 2 and scores.shape[1] == 1:
+        return scores[:, 0]
+    if scores.ndim == 2 and scores.shape[1] == 2:
+        return scores[:, 1] - scores[:, 0]
+    if scores.ndim != 1:
+        raise ModelError(f"the cross-encoder returned scores of shape {scores.shape}; expected one score per pair")
+    return scores
+
+
+class CrossEncoderReranker:
+    """sentence-transformers ``CrossEncoder`` by id or path; ``model`` may also be a loaded CrossEncoder."""
+
+    name = "cross-encoder"
+
+    def __init__(
+        self,
+        model: str | CrossEncoder,
+        *,
+        batch_size: int = 32,
+        max_length: int = 256,
+        device: str = "cpu",
+    ) -> None:
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.device = device
+        self._model: CrossEncoder | None = None if isinstance(model, str) else model
+        self.model_name = model if isinstance(model, str) else str(getattr(model, "model_card_data", "") or "in-memory")
+
+    @property
+    def model(self) -> CrossEncoder:
+        if self._model is None:
+            from sentence_transformers import CrossEncoder
+
+            try:
+                self._model = CrossEncoder(self.model_name, max_length=self.max_length, device=self.device)
+            except Exception as e:  # noqa: BLE001 - any load failure becomes one clear message
+                raise ModelError(
+                    f"reranker model {self.model_name!r} could not be loaded: {e}; "
+                    "set rerank.model to a CrossEncoder path or null to turn reranking off"
+                ) from e
+        return self._model
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        if not pairs:
+            return np.zeros(0)
+        raw = self.model.predict(
+            [list(p) for p in pairs], batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
+        )
+        return _as_relevance(raw)
+
+    def rerank(self, query: str, hits: Sequence[Hit], *, top_k: int) -> list[Hit]:
+        return self.rerank_many([query], [hits], top_k=top_k)[0]
+
+    def rerank_many(self, queries: Sequence[str], hits: Sequence[Sequence[Hit]], *, top_k: int) -> list[list[Hit]]:
+        """Score every (query, candidate) pair of all queries in one batched pass."""
+        if len(queries) != len(hits):
+            raise ValueError(f"{len(queries)} queries but {len(hits)} candidate lists")
+        pairs = [(q, h.chunk.text) for q, hs in zip(queries, hits, strict=True) for h in hs]
+        scores = self.score(pairs)
+        out: list[list[Hit]] = []
+        start = 0
+        for hs in hits:
+            out.append(apply_scores(hs, scores[start : start + len(hs)], top_k=top_k))
+            start += len(hs)
+        return out
+
+
+def load_reranker(config: RerankConfig) -> tuple[Reranker | None, RerankStatus]:
+    """The configured reranker and its status; ``(None, status with the reason)`` when reranking is off."""
+    from rag.models import resolve_reranker_model
+
+    if config.model is None:
+        return None, RerankStatus(enabled=False, reason="rerank.model is null in the configuration")
+    try:
+        path = resolve_reranker_model(config.model)
+    except ModelError as e:
+        return None, RerankStatus(enabled=False, model=config.model, reason=str(e))
+    reranker = CrossEncoderReranker(path, batch_size=config.batch_size, max_length=config.max_length)
+    return reranker, RerankStatus(enabled=True, model=config.model, path=path)

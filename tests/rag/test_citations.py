@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+
+from rag.citations import is_not_in_documents, parse_citations
+from rag.prompt import NOT_IN_DOCUMENTS
+
+
+@pytest.mark.parametrize(
+    ("text", "cited"),
+    [
+        ("Paris [1].", [1]),
+        ("A [1, 3] and B [2].", [1, 3, 2]),
+        ("A [1][2] then [2].", [1, 2]),
+        ("Range [2-4].", [2, 3, 4]),
+        ("Semicolons [3; 1].", [3, 1]),
+        ("Wordy [Source 2] and [sources 1, 3].", [2, 1, 3]),
+        ("No citations here.", []),
+        ("Not a citation [a] or [] or [1.5].", []),
+    ],
+)
+def test_parse_citations(text, cited):
+    assert parse_citations(text, n_sources=5).cited == cited
+
+
+def test_citations_to_missing_sources_are_dropped_and_removed_from_text():
+    c = parse_citations("Fact one [1, 7]. Fact two [9]. Fact three [0][2].", n_sources=3)
+    assert c.cited == [1, 2]
+    assert c.invalid == [7, 9, 0]
+    assert c.text == "Fact one [1]. Fact two. Fact three [2]."
+
+
+def test_valid_citations_keep_their_original_form():
+    text = "X [1, 2] and Y [Source 3]."
+    assert parse_citations(text, n_sources=3).text == text
+
+
+def test_no_sources_means_every_citation_is_invalid():
+    c = parse_citations("Claim [1].", n_sources=0)
+    assert c.cited == [] and c.invalid == [1]
+
+
+def test_huge_range_is_not_expanded():
+    assert parse_citations("[1-100000]", n_sources=3).cited == [1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        NOT_IN_DOCUMENTS,
+        "I'm sorry, but the answer is not in the provided documents.",
+        "The information is not found in the sources.",
+        "That information is not contained in the documents.",
+    ],
+)
+def test_detects_not_in_documents(text):
+    assert is_not_in_documents(text)
+
+
+@pytest.mark.parametrize("text", ["The sky is blue [1].", "The documents say it is not in stock [2]."])
+def test_ordinary_answers_are_not_refusals(text):
+    assert not is_not_in_documents(text)
