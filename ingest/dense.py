@@ -1,0 +1,83 @@
+"""FAISS over L2-normalised float32 embeddings: exact inner product (``flat``) or HNSW.
+
+Inner product of normalised vectors is cosine similarity. Results are sorted by (-score, row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.config import DenseIndexConfig, DenseIndexKind
+
+
+def _flat(dim: int, config: DenseIndexConfig) -> Any:
+    import faiss
+
+    return faiss.IndexFlatIP(dim)
+
+
+def _hnsw(dim: int, config: DenseIndexConfig) -> Any:
+    import faiss
+
+    index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = config.hnsw_ef_construction
+    index.hnsw.efSearch = config.hnsw_ef_search
+    return index
+
+
+FACTORIES: dict[DenseIndexKind, Callable[[int, DenseIndexConfig], Any]] = {"flat": _flat, "hnsw": _hnsw}
+
+
+def build_faiss(embeddings: np.ndarray, config: DenseIndexConfig) -> Any:
+    index = FACTORIES[config.kind](embeddings.shape[1], config)
+    if len(embeddings):
+        index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
+    return index
+
+
+def write_faiss(index: Any, path: Path) -> None:
+    import faiss
+
+    faiss.write_index(index, str(path))
+
+
+def read_faiss(path: Path, config: DenseIndexConfig) -> Any:
+    import faiss
+
+    index = faiss.read_index(str(path))
+    if config.kind == "hnsw":
+        index.hnsw.efSearch = config.hnsw_ef_search
+    return index
+
+
+def search(
+    index: Any, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+) -> list[list[tuple[int, float]]]:
+    """Per query ``[(row, inner product)]``, best first, ties by row; ``allowed`` is a row mask."""
+    import faiss
+
+    queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    n = index.ntotal
+    if n == 0 or k <= 0:
+        return [[] for _ in range(len(queries))]
+    params = None
+    if allowed is not None:
+        allowed = np.asarray(allowed, dtype=bool)
+        if len(allowed) != n:
+            raise ValueError(f"allowed mask has {len(allowed)} entries for an index of {n} rows")
+        count = int(allowed.sum())
+        if count == 0:
+            return [[] for _ in range(len(queries))]
+        selector = faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
+        params = faiss.SearchParametersHNSW(sel=selector) if hasattr(index, "hnsw") else faiss.SearchParameters(sel=selector)
+        n = count
+    scores, rows = index.search(queries, min(k, n), params=params)
+    results = []
+    for row_ids, row_scores in zip(rows, scores, strict=True):
+        pairs = [(int(r), float(s)) for r, s in zip(row_ids, row_scores, strict=True) if r >= 0]
+        results.append(sorted(pairs, key=lambda p: (-p[1], p[0])))
+    return results

@@ -1,0 +1,169 @@
+"""Turn a file's bytes into text: one loader per format, chosen from a registry keyed by suffix.
+
+Every loader raises :class:`rag.errors.DocumentError` with a one-line reason when the file cannot be
+read (corrupt, truncated or encrypted PDF, binary content in a text file, no text at all).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from rag.errors import DocumentError
+
+DocumentKind = Literal["pdf", "text", "markdown", "html"]
+
+
+@dataclass(frozen=True)
+class LoadedDocument:
+    """Raw text per page (one page for non-PDF files); ``markdown`` means headings are ``#`` lines."""
+
+    kind: DocumentKind
+    pages: list[str]
+    title: str | None = None
+
+    @property
+    def markdown(self) -> bool:
+        return self.kind in ("markdown", "html")
+
+
+Loader = Callable[[Path, bytes], LoadedDocument]
+
+
+def load_document(path: Path, data: bytes) -> LoadedDocument:
+    """Dispatch on the file suffix (case-insensitive)."""
+    suffix = path.suffix.lower()
+    loader = LOADERS.get(suffix)
+    if loader is None:
+        raise DocumentError(path, f"unsupported file type {suffix!r}")
+    return loader(path, data)
+
+
+# --- text -----------------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def decode_text(path: Path, data: bytes) -> str:
+    """UTF-8 (with or without BOM) first, then charset-normalizer's best guess; binary is refused."""
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DocumentError(path, "binary content in a text file (NUL bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = _detect(path, data)
+    sample = text[:20000]
+    if sample and len(_CONTROL.findall(sample)) > 0.01 * len(sample):
+        raise DocumentError(path, "binary content in a text file (control characters)")
+    return text
+
+
+def _detect(path: Path, data: bytes) -> str:
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise DocumentError(path, "binary content in a text file (no text encoding fits)")
+    return str(best)
+
+
+def load_text(path: Path, data: bytes) -> LoadedDocument:
+    return LoadedDocument("text", [decode_text(path, data)], None)
+
+
+_MD_TITLE = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+def load_markdown(path: Path, data: bytes) -> LoadedDocument:
+    text = decode_text(path, data)
+    match = _MD_TITLE.search(text)
+    return LoadedDocument("markdown", [text], match.group(1) if match else None)
+
+
+# --- HTML -----------------------------------------------------------------------------------------
+
+_DROP_TAGS = ("script", "style", "noscript", "template", "svg", "head")
+_BLOCK_TAGS = ("p", "div", "li", "tr", "br", "section", "article", "pre", "blockquote", "table", "ul", "ol")
+
+
+def load_html(path: Path, data: bytes) -> LoadedDocument:
+    """Visible text with headings turned into Markdown ``#`` lines; scripts and styles dropped."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(decode_text(path, data), "html.parser")
+    title = soup.title.get_text(" ", strip=True) if soup.title else None
+    for tag in soup.find_all(_DROP_TAGS):
+        tag.decompose()
+    for level in range(1, 7):
+        for tag in soup.find_all(f"h{level}"):
+            heading = tag.get_text(" ", strip=True)
+            tag.replace_with(f"\n\n{'#' * level} {heading}\n\n" if heading else "")
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before("\n\n")
+        tag.insert_after("\n\n")
+    text = soup.get_text()
+    return LoadedDocument("html", [text], title or None)
+
+
+# --- PDF ------------------------------------------------------------------------------------------
+
+
+def load_pdf(path: Path, data: bytes) -> LoadedDocument:
+    """Text page by page with pypdf; encrypted, truncated and corrupt files are refused."""
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+
+    if not data.lstrip()[:5].startswith(b"%PDF"):
+        raise DocumentError(path, "not a PDF (no %PDF header)")
+    if b"%%EOF" not in data[-2048:]:
+        raise DocumentError(path, "truncated PDF (no %%EOF marker at the end)")
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and not _try_empty_password(reader):
+            raise DocumentError(path, "encrypted PDF (a password is required)")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = _pdf_title(reader)
+    except DocumentError:
+        raise
+    except (DependencyError, FileNotDecryptedError) as e:
+        raise DocumentError(path, f"encrypted PDF cannot be decrypted: {e}") from e
+    except PdfReadError as e:
+        raise DocumentError(path, f"corrupt PDF: {e}") from e
+    except Exception as e:
+        raise DocumentError(path, f"corrupt PDF ({type(e).__name__}: {e})") from e
+    if not pages:
+        raise DocumentError(path, "PDF has no pages")
+    if not any(p.strip() for p in pages):
+        raise DocumentError(path, "PDF has no extractable text (scanned images or empty pages)")
+    return LoadedDocument("pdf", pages, title)
+
+
+def _try_empty_password(reader: object) -> bool:
+    try:
+        return bool(reader.decrypt(""))  # type: ignore[attr-defined]
+    except Exception:
+        return False
+
+
+def _pdf_title(reader: object) -> str | None:
+    try:
+        meta = reader.metadata  # type: ignore[attr-defined]
+        title = meta.title if meta else None
+    except Exception:
+        return None
+    return str(title).strip() or None if title else None
+
+
+LOADERS: dict[str, Loader] = {
+    ".pdf": load_pdf,
+    ".txt": load_text,
+    ".text": load_text,
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".html": load_html,
+    ".htm": load_html,
+}

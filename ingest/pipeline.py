@@ -1,0 +1,341 @@
+"""``ingest``: a folder, a single file or a BEIR ``corpus.jsonl`` becomes (or refreshes) an index.
+
+Stages: discover → read + load + clean → chunk → embed (new or changed documents only) → BM25 →
+FAISS → write a new generation → publish. Unchanged documents (same content hash, same chunking
+and embedding model) keep their stored chunks and embeddings. The stored index is only replaced at
+the very end, under the index lock; ``strict`` aborts before anything is written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ingest import store
+from ingest.bm25 import BM25Tokenizer, build_matrix
+from ingest.chunking import Chunker, effective_chunk_tokens, make_chunks
+from ingest.clean import CleanDocument, clean_document, clean_text
+from ingest.loaders import load_document
+from ingest.lock import index_lock
+from ingest.manifest import build_manifest, chunking_params
+from ingest.sources import (
+    BeirDocument,
+    SourceFile,
+    discover,
+    is_beir_corpus,
+    read_beir_corpus,
+    read_bytes,
+    sha256_bytes,
+)
+from rag.config import PipelineConfig, to_dict
+from rag.errors import DocumentError, IndexNotFoundError, IndexVersionError, IngestError
+from rag.types import Chunk
+
+Status = Literal["added", "updated", "unchanged"]
+STAGES = ("discover", "load", "model", "chunk", "embed", "bm25", "dense", "write")
+
+
+@dataclass
+class IngestReport:
+    """Counts are in documents (files, or BEIR documents); ``failed`` lists ``(path, reason)``."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    chunks_total: int = 0
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    index_dir: str = ""
+    written: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def documents(self) -> int:
+        return self.added + self.updated + self.unchanged
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
+        out["documents"] = self.documents
+        return out
+
+
+@dataclass
+class Prepared:
+    """A document ready to store: new chunks to embed, or rows reused from the previous index."""
+
+    source: str
+    sha256: str
+    size: int
+    status: Status
+    chunks: list[Chunk]
+    reuse_rows: list[int] | None = None
+
+
+@dataclass
+class Previous:
+    index: store.Index
+    reusable: bool
+    rows: dict[str, list[int]]
+
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        return self.index.manifest["files"]
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+class _Models:
+    """The embedding model and chunker, loaded on first use (not at all when nothing changed)."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+
+    @cached_property
+    def embedder(self) -> Any:
+        from rag.models import load_embedder
+
+        model = load_embedder(self.config.embedding.model, self.config.embedding.device)
+        if self.config.embedding.max_seq_length:
+            model.max_seq_length = self.config.embedding.max_seq_length
+        return model
+
+    @cached_property
+    def chunker(self) -> Chunker:
+        return Chunker(self.embedder.tokenizer, self.config.chunking, max_tokens=self.embedder.max_seq_length)
+
+    @property
+    def effective_tokens(self) -> int:
+        return effective_chunk_tokens(self.config.chunking, self.embedder.max_seq_length)
+
+
+def ingest(
+    path: str | Path,
+    *,
+    index_dir: str | Path,
+    config: PipelineConfig,
+    strict: bool = False,
+    progress: bool = False,
+) -> IngestReport:
+    """Ingest ``path`` into the index at ``index_dir``; see the module docstring."""
+    started = time.perf_counter()
+    root, index_root = Path(path), Path(index_dir)
+    report = IngestReport(index_dir=str(index_root))
+    timer = _Timer(report.timings)
+    with timer("discover"):
+        items, failed = _discover(root, index_root, config)
+    report.failed.extend(failed)
+    models = _Models(config)
+    with index_lock(index_root):
+        previous = _load_previous(index_root, config, report)
+        prepared = _prepare_all(items, previous, models, report, timer, progress=progress)
+        if report.failed and strict:
+            raise IngestError(_strict_message(report))
+        kept = {p.source for p in prepared}
+        report.removed = len(set(previous.files) - kept) if previous else 0
+        report.chunks_total = sum(len(p.chunks) for p in prepared)
+        if not prepared:
+            raise IngestError(_nothing_message(root, report, config))
+        if previous is not None and _nothing_changed(prepared, previous, config):
+            report.notes.append("index is up to date; nothing written")
+        else:
+            _build_and_write(root, index_root, prepared, previous, models, config, report, timer, progress)
+            report.written = True
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _discover(root: Path, index_root: Path, config: PipelineConfig) -> tuple[list[Any], list[tuple[str, str]]]:
+    if is_beir_corpus(root):
+        docs, failed = read_beir_corpus(root)
+        return docs, failed
+    return discover(root, extensions=config.ingest.extensions, exclude=index_root), []
+
+
+def _load_previous(index_root: Path, config: PipelineConfig, report: IngestReport) -> Previous | None:
+    try:
+        index = store.open_index(index_root)
+    except IndexNotFoundError:
+        return None
+    except IndexVersionError as e:
+        report.notes.append(f"previous index not reusable, rebuilding: {e}")
+        return None
+    old = index.manifest["chunking"].get("reuse_key")
+    reusable = old == _reuse_key(config)
+    if not reusable:
+        report.notes.append("chunking or embedding settings changed: every document is re-embedded")
+    rows: dict[str, list[int]] = {}
+    for row, chunk in enumerate(index.chunks):
+        rows.setdefault(chunk.source, []).append(row)
+    return Previous(index, reusable, rows)
+
+
+def _reuse_key(config: PipelineConfig) -> dict[str, Any]:
+    return {"chunking": to_dict(config.chunking), "model": config.embedding.model,
+            "max_seq_length": config.embedding.max_seq_length, "format_version": store.FORMAT_VERSION}
+
+
+def _prepare_all(
+    items: list[Any], previous: Previous | None, models: _Models, report: IngestReport, timer: _Timer,
+    *, progress: bool,
+) -> list[Prepared]:
+    prepared: list[Prepared] = []
+    for item in _progress(items, progress, "files"):
+        try:
+            result = _prepare(item, previous, models, timer, max_bytes=int(models.config.ingest.max_file_mb * 1e6))
+        except DocumentError as e:
+            report.failed.append((e.path, e.reason))
+            continue
+        except Exception as e:
+            where = str(item.path) if isinstance(item, SourceFile) else item.source
+            report.failed.append((where, f"unexpected {type(e).__name__}: {e}"))
+            continue
+        prepared.append(result)
+        setattr(report, result.status, getattr(report, result.status) + 1)
+    return prepared
+
+
+def _prepare(item: Any, previous: Previous | None, models: _Models, timer: _Timer, *, max_bytes: int) -> Prepared:
+    with timer("load"):
+        if isinstance(item, BeirDocument):
+            sha, size, data = item.content_hash, len(item.text), None
+        else:
+            data = read_bytes(item.path, max_bytes=max_bytes)
+            sha, size = sha256_bytes(data), len(data)
+    old = previous.files.get(item.source) if previous else None
+    if previous is not None and old is not None and previous.reusable and old["sha256"] == sha:
+        rows = previous.rows.get(item.source, [])
+        return Prepared(item.source, sha, size, "unchanged", [previous.index.chunks[r] for r in rows], rows)
+    with timer("load"):
+        doc = _clean(item, data)
+    with timer("model"):
+        chunker = models.chunker
+    with timer("chunk"):
+        chunks = make_chunks(item.source, doc, chunker.split(doc))
+    if not chunks:
+        raise DocumentError(getattr(item, "path", item.source), "no text left after cleaning")
+    return Prepared(item.source, sha, size, "updated" if old is not None else "added", chunks)
+
+
+def _clean(item: Any, data: bytes | None) -> CleanDocument:
+    if isinstance(item, BeirDocument):
+        text = f"{item.title}\n\n{item.text}" if item.title.strip() else item.text
+        return CleanDocument(clean_text(text), (), item.title or None, False)
+    doc = clean_document(load_document(item.path, data or b""))
+    if not doc.text.strip():
+        raise DocumentError(item.path, "no text left after cleaning")
+    return doc if doc.title else replace(doc, title=Path(item.source).stem)
+
+
+def _nothing_changed(prepared: list[Prepared], previous: Previous, config: PipelineConfig) -> bool:
+    manifest = previous.index.manifest
+    return (
+        all(p.status == "unchanged" for p in prepared)
+        and {p.source for p in prepared} == set(previous.files)
+        and manifest["dense_index"] == to_dict(config.dense_index)
+        and manifest["bm25"].get("config") == to_dict(config.bm25)
+    )
+
+
+def _build_and_write(
+    root: Path, index_root: Path, prepared: list[Prepared], previous: Previous | None, models: _Models,
+    config: PipelineConfig, report: IngestReport, timer: _Timer, progress: bool,
+) -> None:
+    from ingest.dense import build_faiss
+    from ingest.embed import embed_texts
+
+    chunks = [c for p in prepared for c in p.chunks]
+    new_rows: list[int] = []
+    old_rows: list[tuple[int, int]] = []
+    row = 0
+    for p in prepared:
+        if p.reuse_rows is not None:
+            old_rows.extend((row + i, r) for i, r in enumerate(p.reuse_rows))
+        else:
+            new_rows.extend(range(row, row + len(p.chunks)))
+        row += len(p.chunks)
+    with timer("embed"):
+        new = embed_texts(models.embedder, [chunks[i].text for i in new_rows],
+                          batch_size=config.embedding.batch_size, progress=progress) if new_rows else None
+    dimension = new.shape[1] if new is not None else previous.index.dimension  # type: ignore[union-attr]
+    embeddings = np.zeros((len(chunks), dimension), dtype=np.float32)
+    if new is not None:
+        embeddings[new_rows] = new
+    if old_rows and previous is not None:
+        embeddings[[a for a, _ in old_rows]] = previous.index.embeddings[[b for _, b in old_rows]]
+    report.chunks_embedded = len(new_rows)
+    with timer("bm25"):
+        tokenizer = BM25Tokenizer.from_config(config.bm25)
+        matrix = build_matrix(tokenizer.tokenize_many(c.text for c in chunks), k1=config.bm25.k1, b=config.bm25.b)
+    with timer("dense"):
+        faiss_index = build_faiss(embeddings, config.dense_index)
+    manifest = _manifest(root, prepared, previous, models, config, tokenizer, dimension, len(matrix.vocab), len(chunks))
+    with timer("write"):
+        staged = store.stage_generation(index_root, manifest=manifest, chunks=chunks, embeddings=embeddings,
+                                        faiss_index=faiss_index, bm25=matrix)
+        store.publish(index_root, staged)
+
+
+def _manifest(
+    root: Path, prepared: list[Prepared], previous: Previous | None, models: _Models, config: PipelineConfig,
+    tokenizer: BM25Tokenizer, dimension: int, vocabulary: int, n_chunks: int,
+) -> dict[str, Any]:
+    if any(p.reuse_rows is None for p in prepared) or previous is None:
+        effective, max_seq = models.effective_tokens, models.embedder.max_seq_length
+    else:
+        effective = previous.index.manifest["chunking"]["effective_chunk_tokens"]
+        max_seq = previous.index.manifest["embedding"].get("max_seq_length")
+    chunking = {**chunking_params(config, effective), "reuse_key": _reuse_key(config)}
+    bm25 = {"config": to_dict(config.bm25), "formula": "rank_bm25.BM25Okapi(epsilon=0)",
+            "builder": "bm25s method=robertson, weights x (k1+1), float64",
+            "vocabulary_size": vocabulary, **tokenizer.to_manifest()}
+    kind = "beir" if is_beir_corpus(root) else ("file" if root.is_file() else "folder")
+    files = {p.source: {"sha256": p.sha256, "bytes": p.size, "chunks": len(p.chunks)} for p in prepared}
+    return build_manifest(format_version=store.FORMAT_VERSION, config=config, dimension=dimension,
+                          max_seq_length=max_seq, chunking=chunking, bm25=bm25,
+                          source={"path": str(root.resolve()), "kind": kind}, files=files, chunks=n_chunks)
+
+
+def _progress(items: list[Any], enabled: bool, unit: str) -> Any:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc="reading", unit=unit.rstrip("s"), leave=False)
+
+
+def _strict_message(report: IngestReport) -> str:
+    lines = "\n".join(f"  {p}: {r}" for p, r in report.failed)
+    return f"--strict: {len(report.failed)} document(s) could not be ingested; the index was not changed:\n{lines}"
+
+
+def _nothing_message(root: Path, report: IngestReport, config: PipelineConfig) -> str:
+    if report.failed:
+        lines = "\n".join(f"  {p}: {r}" for p, r in report.failed)
+        return f"{root}: none of the documents could be ingested; the index was not changed:\n{lines}"
+    return f"{root}: no documents to ingest (supported: {', '.join(config.ingest.extensions)}, hidden files ignored)"
