@@ -1,0 +1,368 @@
+"""LLM backends behind one small protocol.
+
+* ``llama_cpp`` (default): llama-cpp-python running the embedded Qwen2.5-Coder-1.5B-Instruct Q4_K_M
+  GGUF (assembled from PyPI parts by :func:`rag.models.ensure_llm_model`) or any GGUF at
+  ``llm.model_path``. JSON-schema constrained decoding through ``response_format``; consecutive calls
+  that share a prompt prefix (system prompt, few-shot examples) reuse llama.cpp's KV cache.
+* ``openai``: any OpenAI-compatible HTTP endpoint (OpenAI, vLLM, Ollama, llama.cpp server) at
+  ``llm.base_url`` with ``llm.model``; the key comes from the environment variable ``llm.api_key_env``.
+  Timeouts and retries with exponential backoff are the ``openai`` client's own.
+
+Messages are ``{"role": "system" | "user" | "assistant", "content": str}`` dicts.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from rag.config import LLMBackend, LLMConfig
+from rag.errors import ConfigError, GenerationError, ModelError
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generation. ``logprobs`` holds, per generated token, ``{token_text: logprob}`` of the top
+    alternatives (the chosen token included) when ``top_logprobs > 0`` was asked for."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str | None = None
+    logprobs: list[dict[str, float]] | None = None
+
+
+@runtime_checkable
+class LLM(Protocol):
+    name: str
+    context_window: int
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = 0,
+        json_schema: dict[str, Any] | None = None,
+        top_logprobs: int = 0,
+        stop: Sequence[str] | None = None,
+    ) -> Completion: ...
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = 0,
+        stop: Sequence[str] | None = None,
+    ) -> Iterator[str]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+class LlamaCppLLM:
+    """The embedded local model. Loads lazily on first use; one instance is safe to share across threads."""
+
+    def __init__(self, config: LLMConfig) -> None:
+        self.config = config
+        self.name = f"llama_cpp:{os.path.basename(config.model_path) if config.model_path else 'qwen2.5-coder-1.5b-instruct-q4_k_m'}"
+        self.context_window = config.n_ctx
+        self._llama: Llama | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def llama(self) -> Llama:
+        with self._lock:
+            if self._llama is None:
+                self._llama = self._load()
+            return self._llama
+
+    def _load(self) -> Llama:
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:
+            raise ModelError("llama-cpp-python is not installed (the README's install command builds it)") from e
+        from rag.models import ensure_llm_model
+
+        path = self.config.model_path or str(ensure_llm_model())
+        if not os.path.isfile(path):
+            raise ModelError(f"llm.model_path {path}: no such GGUF file")
+        try:
+            llama = Llama(
+                model_path=str(path),
+                n_ctx=self.config.n_ctx,
+                n_threads=self.config.n_threads or os.cpu_count() or 1,
+                seed=self.config.seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"{path}: could not load the GGUF model: {e}") from e
+        # Free the model before interpreter teardown; llama-cpp's own finaliser fails once modules are gone.
+        atexit.register(llama.close)
+        return llama
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = 0,
+        json_schema: dict[str, Any] | None = None,
+        top_logprobs: int = 0,
+        stop: Sequence[str] | None = None,
+    ) -> Completion:
+        kwargs: dict[str, Any] = {}
+        if json_schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
+        with self._lock:
+            try:
+                out = self.llama.create_chat_completion(
+                    messages=list(messages),  # type: ignore[arg-type]
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    seed=seed,
+                    stop=list(stop) if stop else None,
+                    **kwargs,
+                )
+            except ValueError as e:  # e.g. "Requested tokens (...) exceed context window of ..."
+                raise GenerationError(f"{self.name}: {e}") from e
+            choice = out["choices"][0]  # type: ignore[index]
+            text = choice["message"]["content"] or ""
+            usage = out.get("usage") or {}  # type: ignore[union-attr]
+            logprobs = self._score_tokens(messages, text, top_logprobs) if top_logprobs > 0 else None
+        return Completion(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            finish_reason=choice.get("finish_reason"),
+            logprobs=logprobs,
+        )
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = 0,
+        stop: Sequence[str] | None = None,
+    ) -> Iterator[str]:
+        with self._lock:
+            try:
+                chunks = self.llama.create_chat_completion(
+                    messages=list(messages),  # type: ignore[arg-type]
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    seed=seed,
+                    stop=list(stop) if stop else None,
+                    stream=True,
+                )
+                for chunk in chunks:
+                    delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
+                    if delta:
+                        yield delta
+            except ValueError as e:
+                raise GenerationError(f"{self.name}: {e}") from e
+
+    def render_prompt(self, messages: Sequence[Message]) -> str:
+        """The exact prompt text the model sees: the GGUF's own chat template, generation prompt added."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llama = self.llama
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelError(f"{self.name}: the GGUF carries no chat template")
+        eos = llama.detokenize([llama.token_eos()]).decode("utf-8", errors="ignore")
+        bos = llama.detokenize([llama.token_bos()]).decode("utf-8", errors="ignore")
+        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)(messages=list(messages)).prompt  # type: ignore[arg-type]
+
+    def _score_tokens(self, messages: Sequence[Message], text: str, k: int) -> list[dict[str, float]]:
+        """Top-``k`` log-probabilities at each position of ``text`` given the prompt.
+
+        llama.cpp keeps only the last position's logits unless the model is loaded with
+        ``logits_all`` (which costs n_ctx x vocab floats, ~2.5 GB here), so the completion is fed one
+        token at a time after the prompt, reading the last logits each step. The prompt prefix already
+        in the KV cache is reused.
+        """
+        import llama_cpp
+        import numpy as np
+
+        llama = self.llama
+        prompt = llama.tokenize(self.render_prompt(messages).encode("utf-8"), add_bos=False, special=True)
+        completion = llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        cached = llama.input_ids[: llama.n_tokens].tolist()
+        common = 0
+        for a, b in zip(cached, prompt[:-1], strict=False):  # keep >= 1 token to evaluate
+            if a != b:
+                break
+            common += 1
+        llama.n_tokens = common
+        llama.eval(prompt[common:])
+        n_vocab = llama.n_vocab()
+        out: list[dict[str, float]] = []
+        for token in completion:
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1), shape=(n_vocab,))
+            logp = logits - logits.max()
+            logp = logp - np.log(np.exp(logp).sum())
+            top = np.argsort(-logp, kind="stable")[:k]
+            step = {_piece(llama, int(t)): float(logp[t]) for t in top}
+            step.setdefault(_piece(llama, token), float(logp[token]))
+            out.append(step)
+            llama.eval([token])
+        return out
+
+
+def _piece(llama: Llama, token: int) -> str:
+    return llama.detokenize([token]).decode("utf-8", errors="replace")
+
+
+class OpenAICompatLLM:
+    """Any OpenAI-compatible chat-completions endpoint."""
+
+    def __init__(self, config: LLMConfig) -> None:
+        if not config.model:
+            raise ConfigError("llm.model is required for the openai backend (the model name the server knows)")
+        self.config = config
+        self.name = f"openai:{config.model}"
+        self.context_window = config.n_ctx
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import openai
+
+            api_key = os.environ.get(self.config.api_key_env) or "not-needed"
+            self._client = openai.OpenAI(
+                base_url=self.config.base_url,
+                api_key=api_key,
+                timeout=self.config.timeout_s,
+                max_retries=self.config.max_retries,
+            )
+        return self._client
+
+    def count_tokens(self, text: str) -> int:
+        """Remote tokenizers are unknown (and tiktoken cannot fetch encodings offline): a conservative
+        estimate of one token per 3.5 characters, which over-counts English BPE slightly."""
+        return max(1, int(len(text) / 3.5) + 1) if text else 0
+
+    def _call(self, **kwargs: Any) -> Any:
+        import openai
+
+        try:
+            return self.client.chat.completions.create(model=self.config.model, **kwargs)
+        except openai.APITimeoutError as e:
+            raise GenerationError(f"{self.name} at {self.config.base_url}: timed out after {self.config.timeout_s}s") from e
+        except openai.APIConnectionError as e:
+            raise GenerationError(f"{self.name}: cannot connect to {self.config.base_url}: {e}") from e
+        except openai.APIStatusError as e:
+            raise GenerationError(f"{self.name}: HTTP {e.status_code}: {e.message}") from e
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = 0,
+        json_schema: dict[str, Any] | None = None,
+        top_logprobs: int = 0,
+        stop: Sequence[str] | None = None,
+    ) -> Completion:
+        kwargs: dict[str, Any] = {
+            "messages": list(messages),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+        if seed is not None:
+            kwargs["seed"] = seed
+        if stop:
+            kwargs["stop"] = list(stop)
+        if top_logprobs > 0:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = top_logprobs
+        if json_schema is not None:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "response", "schema": json_schema},
+            }
+        try:
+            out = self._call(**kwargs)
+        except GenerationError as e:
+            if json_schema is None or "response_format" not in str(e):
+                raise
+            # Servers without json_schema support usually accept plain JSON mode.
+            kwargs["response_format"] = {"type": "json_object"}
+            kwargs["messages"] = [*messages[:-1], _with_schema_hint(messages[-1], json_schema)]
+            out = self._call(**kwargs)
+        choice = out.choices[0]
+        logprobs = None
+        if top_logprobs > 0 and choice.logprobs and choice.logprobs.content:
+            logprobs = [
+                {alt.token: alt.logprob for alt in (tok.top_logprobs or [])} | {tok.token: tok.logprob}
+                for tok in choice.logprobs.content
+            ]
+        usage = out.usage
+        return Completion(
+            text=choice.message.content or "",
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            finish_reason=choice.finish_reason,
+            logprobs=logprobs,
+        )
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = 0,
+        stop: Sequence[str] | None = None,
+    ) -> Iterator[str]:
+        kwargs: dict[str, Any] = {"messages": list(messages), "max_tokens": max_tokens, "temperature": temperature}
+        if seed is not None:
+            kwargs["seed"] = seed
+        if stop:
+            kwargs["stop"] = list(stop)
+        for chunk in self._call(stream=True, **kwargs):
+            if chunk.choices and chunk.choices[0].delta.content:
+                yield chunk.choices[0].delta.content
+
+
+def _with_schema_hint(message: Message, schema: dict[str, Any]) -> Message:
+    hint = "\n\nRespond with one JSON object that matches this JSON schema:\n" + json.dumps(schema)
+    return {**message, "content": message["content"] + hint}
+
+
+_BACKENDS: dict[LLMBackend, Callable[[LLMConfig], LLM]] = {
+    "llama_cpp": LlamaCppLLM,
+    "openai": OpenAICompatLLM,
+}
+_shared: dict[LLMConfig, LLM] = {}
+_shared_lock = threading.Lock()
+
+
+def create_llm(config: LLMConfig) -> LLM:
+    """The backend named by ``config.backend``. Instances are shared per config within a process, so the
+    2 GB local model is loaded once however many stages use it."""
+    with _shared_lock:
+        if config not in _shared:
+            _shared[config] = _BACKENDS[config.backend](config)
+        return _shared[config]
