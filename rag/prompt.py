@@ -75,9 +75,9 @@ class Prompt:
     context_budget: int = 0
     prompt_tokens: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, messages: bool = False) -> dict[str, Any]:
         return {
-            "messages": [dict(m) for m in self.messages],
+            **({"messages": [dict(m) for m in self.messages]} if messages else {}),
             "context_budget": self.context_budget,
             "prompt_tokens": self.prompt_tokens,
             "trimmed": [p.number for p in self.passages if p.trimmed],

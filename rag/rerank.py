@@ -110,6 +110,9 @@ class CrossEncoderReranker:
                 ) from e
         return self._model
 
+    def load(self) -> None:
+        _ = self.model
+
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         if not pairs:
             return np.zeros(0)

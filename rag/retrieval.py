@@ -4,7 +4,8 @@ Every retriever satisfies :class:`Retriever`: ``search(query, k=...)`` and the b
 ``search_many(queries, k=...)`` (all queries embedded in one call). Hits are sorted by
 ``(-score, chunk id)`` and carry each stage's score and rank in ``Hit.scores`` / ``Hit.ranks``.
 Metadata filters become a boolean ``allowed`` mask handed to the index, so they apply before fusion.
-Per-stage wall time in milliseconds is added to an optional ``timings`` mapping.
+Per-stage wall time in milliseconds is added to an optional ``timings`` mapping; loading a model on
+first use is timed as ``load``, not as the stage that needed it.
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ class SentenceTransformerEncoder:
         self.batch_size = batch_size
         self.device = device
 
+    def load(self) -> None:
+        from rag.models import load_embedder
+
+        load_embedder(self.model_name, self.device)
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         from rag.models import load_embedder
 
@@ -185,8 +191,14 @@ class DenseRetriever(_IndexRetriever):
     def __init__(self, index: SearchIndex, encoder: QueryEncoder | None = None) -> None:
         super().__init__(index)
         self.encoder = encoder or SentenceTransformerEncoder(index.embedding_model)
+        self._loaded = False
 
     def _rows(self, queries: Sequence[str], k: int, mask: np.ndarray | None, timings: Timings | None) -> list[RowScores]:
+        load = getattr(self.encoder, "load", None)
+        if load is not None and not self._loaded:
+            with timed(timings, "load"):
+                load()
+            self._loaded = True
         with timed(timings, "embed"):
             vectors = self.encoder.encode(list(queries))
         with timed(timings, "dense"):

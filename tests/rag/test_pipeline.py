@@ -1,0 +1,145 @@
+"""The pipeline with an in-memory index, a hashed encoder and a scripted LLM (no models)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from query_fakes import FakeIndex, HashEncoder, ScriptedLLM, chunk
+
+from rag.config import PipelineConfig, PromptConfig, RerankConfig, RetrievalConfig
+from rag.errors import ModelError
+from rag.pipeline import Answer, Pipeline, SearchResult
+from rag.prompt import NOT_IN_DOCUMENTS
+from rag.rerank import apply_scores
+from rag.retrieval import Filters
+
+DOCS = [
+    ("guide/leave.md", "Full-time employees get 27 days of paid annual leave per year.", None),
+    ("guide/sick.md", "Report sick leave to your team lead before ten in the morning.", None),
+    ("report.pdf", "Robot sales grew by twelve percent in the third quarter.", 3),
+    ("report.pdf", "The board approved a new factory in the north.", 4),
+]
+
+
+class ReverseReranker:
+    """Scores candidates by negative text length: easy to predict."""
+
+    name = "reverse"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def rerank(self, query, hits, *, top_k):
+        return self.rerank_many([query], [hits], top_k=top_k)[0]
+
+    def rerank_many(self, queries, hits, *, top_k):
+        self.calls.append(sum(len(h) for h in hits))
+        return [apply_scores(hs, [-len(h.chunk.text) for h in hs], top_k=top_k) for hs in hits]
+
+
+def _pipeline(*, reply="Employees get 27 days [1].", reranker=None, **config) -> Pipeline:
+    index = FakeIndex([chunk(i, t, source=s, page=p) for i, (s, t, p) in enumerate(DOCS)])
+    cfg = PipelineConfig(
+        retrieval=RetrievalConfig(depth=4),
+        rerank=RerankConfig(model=None, depth=4),
+        prompt=PromptConfig(top_k=2, answer_tokens=64, ordering="rank"),
+        **config,
+    )
+    return Pipeline(cfg, index, llm=ScriptedLLM(reply=reply), reranker=reranker, encoder=HashEncoder())
+
+
+def test_search_returns_a_typed_result_with_timings():
+    result = _pipeline().search("annual leave days", k=2)
+    assert isinstance(result, SearchResult)
+    assert result.hits[0].chunk.source == "guide/leave.md"
+    assert not result.reranked and not result.rerank.enabled
+    assert {"bm25", "embed", "dense", "fusion", "total"} <= set(result.timings)
+    json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_every_mode_is_reachable(mode):
+    result = _pipeline().search("robot sales", k=2, mode=mode)
+    assert result.mode == mode and result.hits[0].chunk.source == "report.pdf"
+    assert mode in result.hits[0].scores or mode == "hybrid"
+
+
+def test_reranker_sees_depth_candidates_and_keeps_k():
+    reranker = ReverseReranker()
+    pipe = _pipeline(reranker=reranker)
+    result = pipe.search("leave", k=2)
+    assert result.reranked and reranker.calls == [4]
+    assert len(result.hits) == 2 and all("rerank" in h.scores for h in result.hits)
+    assert not pipe.search("leave", k=2, rerank=False).reranked
+
+
+def test_asking_for_reranking_that_is_off_is_an_error():
+    with pytest.raises(ModelError, match="reranking was requested but is unavailable"):
+        _pipeline().search("leave", rerank=True)
+
+
+def test_search_many_matches_search():
+    pipe = _pipeline()
+    queries = ["annual leave", "robot sales", "factory"]
+    many = pipe.search_many(queries, k=2)
+    assert [[h.chunk.id for h in hs] for hs in many] == [[h.chunk.id for h in pipe.search(q, k=2).hits] for q in queries]
+
+
+def test_filters_restrict_sources():
+    hits = _pipeline().search("leave sales factory", k=4, filters=Filters.of("*.pdf")).hits
+    assert hits and {h.chunk.source for h in hits} == {"report.pdf"}
+
+
+def test_ask_returns_answer_citations_sources_and_timings():
+    answer = _pipeline().ask("How many days of annual leave?")
+    assert isinstance(answer, Answer)
+    assert answer.answer == "Employees get 27 days [1]." and answer.citations.cited == [1]
+    assert [s.source for s in answer.sources] == ["guide/leave.md"]
+    assert not answer.not_in_documents
+    assert {"prompt", "generate", "total"} <= set(answer.timings)
+    data = answer.to_dict()
+    assert data["passages"][0]["scores"].keys() >= {"bm25", "dense", "fusion"}
+    assert data["sources"][0]["source"] == "guide/leave.md" and "messages" not in data["prompt"]
+    json.dumps(data)
+
+
+def test_ask_drops_citations_to_missing_sources():
+    answer = _pipeline(reply="Twelve percent [2][7].").ask("robot sales growth")
+    assert answer.citations.cited == [2] and answer.citations.invalid == [7]
+    assert answer.answer == "Twelve percent [2]." and answer.raw_answer == "Twelve percent [2][7]."
+
+
+def test_ask_streams_tokens_and_times_the_first():
+    pieces: list[str] = []
+    answer = _pipeline().ask("annual leave", on_token=pieces.append)
+    assert "".join(pieces) == answer.raw_answer and len(pieces) > 1
+    assert "first_token" in answer.timings
+
+
+def test_ask_uses_deterministic_generation_settings():
+    pipe = _pipeline()
+    calls = []
+    original = pipe.llm.complete
+
+    def spy(messages, **options):
+        calls.append(options)
+        return original(messages, **options)
+
+    pipe.llm.complete = spy  # type: ignore[method-assign]
+    pipe.ask("annual leave")
+    assert calls == [{"max_tokens": 64, "temperature": 0.0, "seed": 0}]
+
+
+def test_ask_with_no_matching_passages_answers_not_in_documents_without_the_llm():
+    pipe = _pipeline()
+    answer = pipe.ask("anything", filters=Filters.of("*.docx"))
+    assert answer.answer == NOT_IN_DOCUMENTS and answer.not_in_documents
+    assert pipe.llm.seen == []
+
+
+def test_the_prompt_holds_top_k_numbered_sources():
+    pipe = _pipeline()
+    pipe.ask("annual leave", top_k=3)
+    user = pipe.llm.seen[-1][1]["content"]
+    assert user.count("<source id=") == 3 and '<source id="3"' in user
