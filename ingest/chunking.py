@@ -103,12 +103,21 @@ def effective_chunk_tokens(config: ChunkingConfig, max_tokens: int | None) -> in
 
 
 def _token_counter(tokenizer: Any) -> Callable[[str], int]:
-    """Token count without special tokens; uses the fast (Rust) tokenizer directly when there is one."""
+    """Token count without special tokens, padding or truncation.
+
+    Uses a private copy of the fast (Rust) tokenizer when there is one: the shared one carries
+    whatever padding/truncation state the last ``encode`` call left on it.
+    """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
+        from tokenizers import Tokenizer
+
+        private = Tokenizer.from_str(backend.to_str())
+        private.no_padding()
+        private.no_truncation()
 
         def count_fast(text: str) -> int:
-            return len(backend.encode(text, add_special_tokens=False).ids)
+            return len(private.encode(text, add_special_tokens=False).ids)
 
         return count_fast
 

@@ -73,7 +73,9 @@ def search(
         if count == 0:
             return [[] for _ in range(len(queries))]
         selector = faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
-        params = faiss.SearchParametersHNSW(sel=selector) if hasattr(index, "hnsw") else faiss.SearchParameters(sel=selector)
+        params = (
+            faiss.SearchParametersHNSW(sel=selector) if hasattr(index, "hnsw") else faiss.SearchParameters(sel=selector)
+        )
         n = count
     scores, rows = index.search(queries, min(k, n), params=params)
     results = []

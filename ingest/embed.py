@@ -10,9 +10,7 @@ import numpy as np
 GROUP_BATCHES = 8
 
 
-def embed_texts(
-    model: Any, texts: Sequence[str], *, batch_size: int, progress: bool = False
-) -> np.ndarray:
+def embed_texts(model: Any, texts: Sequence[str], *, batch_size: int, progress: bool = False) -> np.ndarray:
     """``(len(texts), dim)`` float32 with unit rows; a progress bar over batches when ``progress``."""
     dim = embedding_dimension(model)
     out = np.zeros((len(texts), dim), dtype=np.float32)

@@ -62,12 +62,22 @@ def decode_text(path: Path, data: bytes) -> str:
     return text
 
 
+_PREFERRED = ("utf_8", "cp1252", "latin_1", "iso8859_15", "utf_16", "utf_32")
+
+
 def _detect(path: Path, data: bytes) -> str:
+    """charset-normalizer's best match; among equally good ones prefer the common Western encodings."""
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    matches = from_bytes(data)
+    best = matches.best()
     if best is None:
         raise DocumentError(path, "binary content in a text file (no text encoding fits)")
+    ties = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    for name in _PREFERRED:
+        for match in ties:
+            if match.encoding == name:
+                return str(match)
     return str(best)
 
 

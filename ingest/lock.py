@@ -22,8 +22,7 @@ def index_lock(root: Path, *, timeout: float = 0.0) -> Iterator[None]:
         lock.acquire()
     except Timeout as e:
         raise IndexLockedError(
-            f"index {root} is locked by another `rag ingest` ({root / LOCK_NAME}); "
-            "wait for it to finish and run again"
+            f"index {root} is locked by another `rag ingest` ({root / LOCK_NAME}); wait for it to finish and run again"
         ) from e
     try:
         yield

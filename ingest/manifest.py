@@ -10,8 +10,18 @@ import rag
 from rag.config import PipelineConfig, to_dict
 
 PACKAGES = (
-    "numpy", "faiss-cpu", "bm25s", "rank-bm25", "PyStemmer", "sentence-transformers", "transformers",
-    "torch", "pypdf", "langchain-text-splitters", "beautifulsoup4", "charset-normalizer",
+    "numpy",
+    "faiss-cpu",
+    "bm25s",
+    "rank-bm25",
+    "PyStemmer",
+    "sentence-transformers",
+    "transformers",
+    "torch",
+    "pypdf",
+    "langchain-text-splitters",
+    "beautifulsoup4",
+    "charset-normalizer",
 )
 
 
@@ -27,7 +37,11 @@ def package_versions() -> dict[str, str | None]:
 
 def chunking_params(config: PipelineConfig, effective_tokens: int) -> dict[str, Any]:
     """The parameters that decide chunk boundaries; a change means every document is re-chunked."""
-    return {**to_dict(config.chunking), "effective_chunk_tokens": effective_tokens, "tokenizer": config.embedding.model}
+    return {
+        **to_dict(config.chunking),
+        "effective_chunk_tokens": effective_tokens,
+        "tokenizer": config.embedding.model,
+    }
 
 
 def build_manifest(

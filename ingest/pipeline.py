@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from ingest.clean import CleanDocument, clean_document, clean_text
 from ingest.loaders import load_document
 from ingest.lock import index_lock
 from ingest.manifest import build_manifest, chunking_params
+from ingest.report import IngestReport, nothing_message, strict_message
 from ingest.sources import (
     BeirDocument,
     SourceFile,
@@ -38,40 +39,9 @@ from rag.config import PipelineConfig, to_dict
 from rag.errors import DocumentError, IndexNotFoundError, IndexVersionError, IngestError
 from rag.types import Chunk
 
+__all__ = ["IngestReport", "ingest"]
+
 Status = Literal["added", "updated", "unchanged"]
-STAGES = ("discover", "load", "model", "chunk", "embed", "bm25", "dense", "write")
-
-
-@dataclass
-class IngestReport:
-    """Counts are in documents (files, or BEIR documents); ``failed`` lists ``(path, reason)``."""
-
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    chunks_total: int = 0
-    chunks_embedded: int = 0
-    seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
-    index_dir: str = ""
-    written: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def documents(self) -> int:
-        return self.added + self.updated + self.unchanged
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["failed"] = [{"path": p, "reason": r} for p, r in self.failed]
-        out["documents"] = self.documents
-        return out
 
 
 @dataclass
@@ -113,12 +83,16 @@ class _Timer:
 class _Models:
     """The embedding model and chunker, loaded on first use (not at all when nothing changed)."""
 
-    def __init__(self, config: PipelineConfig) -> None:
+    def __init__(self, config: PipelineConfig, *, progress: bool) -> None:
         self.config = config
+        self.progress = progress
 
     @cached_property
     def embedder(self) -> Any:
         from rag.models import load_embedder
+
+        if not self.progress:
+            _quiet_model_loading()
 
         model = load_embedder(self.config.embedding.model, self.config.embedding.device)
         if self.config.embedding.max_seq_length:
@@ -132,6 +106,15 @@ class _Models:
     @property
     def effective_tokens(self) -> int:
         return effective_chunk_tokens(self.config.chunking, self.embedder.max_seq_length)
+
+
+def _quiet_model_loading() -> None:
+    """No "Loading weights" bars from transformers when progress output is off (CI, pipes)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()
 
 
 def ingest(
@@ -150,17 +133,17 @@ def ingest(
     with timer("discover"):
         items, failed = _discover(root, index_root, config)
     report.failed.extend(failed)
-    models = _Models(config)
+    models = _Models(config, progress=progress)
     with index_lock(index_root):
         previous = _load_previous(index_root, config, report)
         prepared = _prepare_all(items, previous, models, report, timer, progress=progress)
         if report.failed and strict:
-            raise IngestError(_strict_message(report))
+            raise IngestError(strict_message(report))
         kept = {p.source for p in prepared}
         report.removed = len(set(previous.files) - kept) if previous else 0
         report.chunks_total = sum(len(p.chunks) for p in prepared)
         if not prepared:
-            raise IngestError(_nothing_message(root, report, config))
+            raise IngestError(nothing_message(root, report, config))
         if previous is not None and _nothing_changed(prepared, previous, config):
             report.notes.append("index is up to date; nothing written")
         else:
@@ -196,13 +179,22 @@ def _load_previous(index_root: Path, config: PipelineConfig, report: IngestRepor
 
 
 def _reuse_key(config: PipelineConfig) -> dict[str, Any]:
-    return {"chunking": to_dict(config.chunking), "model": config.embedding.model,
-            "max_seq_length": config.embedding.max_seq_length, "format_version": store.FORMAT_VERSION}
+    return {
+        "chunking": to_dict(config.chunking),
+        "model": config.embedding.model,
+        "max_seq_length": config.embedding.max_seq_length,
+        "format_version": store.FORMAT_VERSION,
+    }
 
 
 def _prepare_all(
-    items: list[Any], previous: Previous | None, models: _Models, report: IngestReport, timer: _Timer,
-    *, progress: bool,
+    items: list[Any],
+    previous: Previous | None,
+    models: _Models,
+    report: IngestReport,
+    timer: _Timer,
+    *,
+    progress: bool,
 ) -> list[Prepared]:
     prepared: list[Prepared] = []
     for item in _progress(items, progress, "files"):
@@ -263,8 +255,15 @@ def _nothing_changed(prepared: list[Prepared], previous: Previous, config: Pipel
 
 
 def _build_and_write(
-    root: Path, index_root: Path, prepared: list[Prepared], previous: Previous | None, models: _Models,
-    config: PipelineConfig, report: IngestReport, timer: _Timer, progress: bool,
+    root: Path,
+    index_root: Path,
+    prepared: list[Prepared],
+    previous: Previous | None,
+    models: _Models,
+    config: PipelineConfig,
+    report: IngestReport,
+    timer: _Timer,
+    progress: bool,
 ) -> None:
     from ingest.dense import build_faiss
     from ingest.embed import embed_texts
@@ -280,8 +279,16 @@ def _build_and_write(
             new_rows.extend(range(row, row + len(p.chunks)))
         row += len(p.chunks)
     with timer("embed"):
-        new = embed_texts(models.embedder, [chunks[i].text for i in new_rows],
-                          batch_size=config.embedding.batch_size, progress=progress) if new_rows else None
+        new = (
+            embed_texts(
+                models.embedder,
+                [chunks[i].text for i in new_rows],
+                batch_size=config.embedding.batch_size,
+                progress=progress,
+            )
+            if new_rows
+            else None
+        )
     dimension = new.shape[1] if new is not None else previous.index.dimension  # type: ignore[union-attr]
     embeddings = np.zeros((len(chunks), dimension), dtype=np.float32)
     if new is not None:
@@ -296,14 +303,27 @@ def _build_and_write(
         faiss_index = build_faiss(embeddings, config.dense_index)
     manifest = _manifest(root, prepared, previous, models, config, tokenizer, dimension, len(matrix.vocab), len(chunks))
     with timer("write"):
-        staged = store.stage_generation(index_root, manifest=manifest, chunks=chunks, embeddings=embeddings,
-                                        faiss_index=faiss_index, bm25=matrix)
+        staged = store.stage_generation(
+            index_root,
+            manifest=manifest,
+            chunks=chunks,
+            embeddings=embeddings,
+            faiss_index=faiss_index,
+            bm25=matrix,
+        )
         store.publish(index_root, staged)
 
 
 def _manifest(
-    root: Path, prepared: list[Prepared], previous: Previous | None, models: _Models, config: PipelineConfig,
-    tokenizer: BM25Tokenizer, dimension: int, vocabulary: int, n_chunks: int,
+    root: Path,
+    prepared: list[Prepared],
+    previous: Previous | None,
+    models: _Models,
+    config: PipelineConfig,
+    tokenizer: BM25Tokenizer,
+    dimension: int,
+    vocabulary: int,
+    n_chunks: int,
 ) -> dict[str, Any]:
     if any(p.reuse_rows is None for p in prepared) or previous is None:
         effective, max_seq = models.effective_tokens, models.embedder.max_seq_length
@@ -311,14 +331,26 @@ def _manifest(
         effective = previous.index.manifest["chunking"]["effective_chunk_tokens"]
         max_seq = previous.index.manifest["embedding"].get("max_seq_length")
     chunking = {**chunking_params(config, effective), "reuse_key": _reuse_key(config)}
-    bm25 = {"config": to_dict(config.bm25), "formula": "rank_bm25.BM25Okapi(epsilon=0)",
-            "builder": "bm25s method=robertson, weights x (k1+1), float64",
-            "vocabulary_size": vocabulary, **tokenizer.to_manifest()}
+    bm25 = {
+        "config": to_dict(config.bm25),
+        "formula": "rank_bm25.BM25Okapi(epsilon=0)",
+        "builder": "bm25s method=robertson, weights x (k1+1), float64",
+        "vocabulary_size": vocabulary,
+        **tokenizer.to_manifest(),
+    }
     kind = "beir" if is_beir_corpus(root) else ("file" if root.is_file() else "folder")
     files = {p.source: {"sha256": p.sha256, "bytes": p.size, "chunks": len(p.chunks)} for p in prepared}
-    return build_manifest(format_version=store.FORMAT_VERSION, config=config, dimension=dimension,
-                          max_seq_length=max_seq, chunking=chunking, bm25=bm25,
-                          source={"path": str(root.resolve()), "kind": kind}, files=files, chunks=n_chunks)
+    return build_manifest(
+        format_version=store.FORMAT_VERSION,
+        config=config,
+        dimension=dimension,
+        max_seq_length=max_seq,
+        chunking=chunking,
+        bm25=bm25,
+        source={"path": str(root.resolve()), "kind": kind},
+        files=files,
+        chunks=n_chunks,
+    )
 
 
 def _progress(items: list[Any], enabled: bool, unit: str) -> Any:
@@ -327,15 +359,3 @@ def _progress(items: list[Any], enabled: bool, unit: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(items, desc="reading", unit=unit.rstrip("s"), leave=False)
-
-
-def _strict_message(report: IngestReport) -> str:
-    lines = "\n".join(f"  {p}: {r}" for p, r in report.failed)
-    return f"--strict: {len(report.failed)} document(s) could not be ingested; the index was not changed:\n{lines}"
-
-
-def _nothing_message(root: Path, report: IngestReport, config: PipelineConfig) -> str:
-    if report.failed:
-        lines = "\n".join(f"  {p}: {r}" for p, r in report.failed)
-        return f"{root}: none of the documents could be ingested; the index was not changed:\n{lines}"
-    return f"{root}: no documents to ingest (supported: {', '.join(config.ingest.extensions)}, hidden files ignored)"

@@ -62,7 +62,11 @@ class Index:
         self.bm25_tokenizer = BM25Tokenizer.from_manifest(manifest["bm25"])
         self.bm25 = _read_bm25(generation, len(self.chunks))
         if int(manifest["counts"]["chunks"]) != len(self.chunks):
-            raise IndexVersionError(f"{generation}: manifest counts {manifest['counts']['chunks']} chunks, found {len(self.chunks)}")
+            expected = manifest["counts"]["chunks"]
+            raise IndexVersionError(
+                f"{generation}: manifest lists {expected} chunks, chunks.jsonl has {len(self.chunks)}; "
+                "re-run `rag ingest`"
+            )
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -156,9 +160,7 @@ def current_generation(root: Path) -> Path:
     try:
         name = (root / CURRENT).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        raise IndexNotFoundError(
-            f"no index at {root}: run `rag ingest FOLDER --index {root}` first"
-        ) from None
+        raise IndexNotFoundError(f"no index at {root}: run `rag ingest FOLDER --index {root}` first") from None
     except NotADirectoryError:
         raise IndexNotFoundError(f"{root} is a file, not an index directory") from None
     if not name.startswith(GEN_PREFIX) or "/" in name or not (root / name).is_dir():

@@ -50,7 +50,11 @@ def run_ingest(args: argparse.Namespace) -> int:
         print(f"rag ingest: error: {args.path}: no such file or folder", file=sys.stderr)
         return 2
     report = ingest(
-        args.path, index_dir=_index_dir(args, config), config=config, strict=args.strict, progress=progress_enabled()
+        args.path,
+        index_dir=_index_dir(args, config),
+        config=config,
+        strict=args.strict,
+        progress=progress_enabled(),
     )
     for path, reason in report.failed:
         print(f"{path}: {reason}", file=sys.stderr)

@@ -66,6 +66,7 @@ def write_pdf(
     header: str | None = HANDBOOK_HEADER,
     footer: str | None = HANDBOOK_FOOTER,
     title: str | None = None,
+    page_numbers: bool = True,
 ) -> Path:
     """Write ``pages`` (lists of lines) as a real PDF with a running header, footer and page numbers."""
     from fpdf import FPDF
@@ -92,8 +93,9 @@ def write_pdf(
         if footer:
             pdf.set_xy(15, 280)
             pdf.cell(0, 6, footer)
-        pdf.set_xy(170, 280)
-        pdf.cell(0, 6, f"Page {number} of {total}")
+        if page_numbers:
+            pdf.set_xy(170, 280)
+            pdf.cell(0, 6, f"Page {number} of {total}")
     path.parent.mkdir(parents=True, exist_ok=True)
     pdf.output(str(path))
     return path
