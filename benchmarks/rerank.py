@@ -1,0 +1,198 @@
+"""Reranking benchmark on a BEIR dataset (default: SciFact test).
+
+Prints nDCG@10 for BM25, dense, hybrid, and hybrid + each reranker given (the reranker alone over the
+top ``--depth`` hybrid chunks, and blended with the fusion score at the model's own ``fusion_weight``
+from its ``reranker.json``), plus p50/p95 milliseconds to rerank ``--depth`` candidates for one query.
+
+    python benchmarks/rerank.py --dataset ../shared/data/beir/scifact --index .ragtrail-scifact \
+        --model default --model runs/reranker-scifact/model --out runs/bench-rerank
+
+Reranker scores are cached per model under ``--out`` so a rerun only re-scores what changed. This is a
+benchmark, not a test: it takes minutes on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import rag  # noqa: E402,F401 - offline defaults before model libraries load
+from eval.datasets import load_beir  # noqa: E402
+from eval.metrics import mean_scores  # noqa: E402
+from eval.retrieval import hits_to_run, score_run  # noqa: E402
+from rag.config import PipelineConfig  # noqa: E402
+from rag.types import Hit  # noqa: E402
+
+
+def model_settings(path: str) -> dict[str, float]:
+    """``reranker.json`` beside the weights (fusion weight, max_length), empty when absent."""
+    f = Path(path) / "reranker.json"
+    return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
+
+
+def rerank_hits(hits: Sequence[Hit], scores: np.ndarray, *, depth: int, fusion_weight: float) -> list[Hit]:
+    """Reorder the first ``depth`` hits by the blended score; the rest keep their order below."""
+    from rag.training.train import blend
+
+    head, tail = list(hits[:depth]), list(hits[depth:])
+    fusion = np.array([h.scores.get("fusion", h.score) for h in head], dtype=np.float64)
+    final = blend(np.asarray(scores, dtype=np.float64), fusion, fusion_weight)
+    order = sorted(range(len(head)), key=lambda i: (-final[i], head[i].chunk.id))
+    ordered = [head[i] for i in order] + tail
+    return [
+        Hit(chunk=h.chunk, score=float(len(ordered) - i), rank=i + 1, scores=h.scores) for i, h in enumerate(ordered)
+    ]
+
+
+def score_heads(
+    model_path: str,
+    queries: dict[str, str],
+    hits: dict[str, list[Hit]],
+    *,
+    depth: int,
+    max_length: int,
+    batch_size: int,
+    cache: Path,
+) -> dict[str, np.ndarray]:
+    """Cross-encoder logits for every query's top ``depth`` hits, cached on disk as JSON."""
+    from rag.training.train import score_pairs
+
+    key = hashlib.sha1(f"{Path(model_path).resolve()}:{depth}:{max_length}".encode()).hexdigest()[:12]
+    cache_file = cache / f"scores-{key}.json"
+    cached: dict[str, dict[str, float]] = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    todo = [q for q in hits if q not in cached]
+    if todo:
+        ce = _load(model_path, max_length)
+        from tqdm.auto import tqdm
+
+        for qid in tqdm(todo, desc=f"rerank {Path(model_path).name}", disable=not sys.stderr.isatty()):
+            head = hits[qid][:depth]
+            s = score_pairs(
+                ce, [(queries[qid], h.chunk.text) for h in head], max_length=max_length, batch_size=batch_size
+            )
+            cached[qid] = {h.chunk.id: float(x) for h, x in zip(head, s, strict=True)}
+            if len(cached) % 25 == 0:
+                cache_file.write_text(json.dumps(cached))
+        cache_file.write_text(json.dumps(cached))
+    return {q: np.array([cached[q][h.chunk.id] for h in hits[q][:depth]]) for q in hits}
+
+
+def _load(model_path: str, max_length: int):
+    from sentence_transformers import CrossEncoder
+
+    from rag.models import resolve_reranker_model
+
+    return CrossEncoder(resolve_reranker_model(model_path), max_length=max_length, device="cpu")
+
+
+def latency(
+    model_path: str,
+    queries: dict[str, str],
+    hits: dict[str, list[Hit]],
+    *,
+    depth: int,
+    max_length: int,
+    batch_size: int,
+    n: int,
+) -> tuple[float, float]:
+    """p50 and p95 ms to score ``depth`` candidates for one query (model already loaded and warm)."""
+    from rag.training.train import score_pairs
+
+    ce = _load(model_path, max_length)
+    qids = list(hits)[: n + 1]
+    times = []
+    for i, qid in enumerate(qids):
+        pairs = [(queries[qid], h.chunk.text) for h in hits[qid][:depth]]
+        t0 = time.perf_counter()
+        score_pairs(ce, pairs, max_length=max_length, batch_size=batch_size)
+        if i:  # the first call warms up
+            times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times), float(np.percentile(times, 95))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import torch
+
+    from ingest.store import open_index
+    from rag.models import resolve_reranker_model
+    from rag.retrieval import SentenceTransformerEncoder, build_retriever
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default=str(ROOT.parent / "shared" / "data" / "beir" / "scifact"))
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--index", default=".ragtrail-scifact", help="an index built from the dataset's corpus.jsonl")
+    ap.add_argument("--model", action="append", help="reranker path or 'default'; repeatable (default: default)")
+    ap.add_argument("--depth", type=int, default=30, help="candidates reranked per query")
+    ap.add_argument("--max-length", type=int, default=PipelineConfig().rerank.max_length)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--latency-queries", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="runs/bench-rerank")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = load_beir(Path(args.dataset), split=args.split)
+    queries = {q: dataset.queries[q] for q in dataset.qrels if q in dataset.queries}
+    cfg = PipelineConfig()
+    index = open_index(args.index, embedding_model=cfg.embedding.model)
+    encoder = SentenceTransformerEncoder(index.embedding_model)
+    results: dict[str, float] = {}
+    hybrid: dict[str, list[Hit]] = {}
+    for mode in ("bm25", "dense", "hybrid"):
+        retriever = build_retriever(index, cfg.retrieval, mode=mode, encoder=encoder)
+        qids = list(queries)
+        found = retriever.search_many([queries[q] for q in qids], k=cfg.retrieval.depth)
+        hits = dict(zip(qids, found, strict=True))
+        results[mode] = mean_scores(score_run(hits_to_run(hits, dataset), dataset, ks=(10,)))["ndcg@10"]
+        print(f"{mode:<32} nDCG@10 {results[mode]:.4f}", flush=True)
+        if mode == "hybrid":
+            hybrid = hits
+    report: dict[str, object] = {
+        "dataset": args.dataset,
+        "split": args.split,
+        "queries": len(queries),
+        "depth": args.depth,
+        "max_length": args.max_length,
+        "ndcg@10": results,
+        "latency_ms": {},
+    }
+    for model in args.model or ["default"]:
+        path = resolve_reranker_model(model)
+        weight = float(model_settings(path).get("fusion_weight", 0.0))
+        heads = score_heads(
+            path, queries, hybrid, depth=args.depth, max_length=args.max_length, batch_size=args.batch_size, cache=out
+        )
+        for label, w in ((f"hybrid+rerank[{model}]", 0.0), (f"hybrid+rerank[{model}] blend w={weight}", weight)):
+            reranked = {q: rerank_hits(hybrid[q], heads[q], depth=args.depth, fusion_weight=w) for q in hybrid}
+            results[label] = mean_scores(score_run(hits_to_run(reranked, dataset), dataset, ks=(10,)))["ndcg@10"]
+            print(f"{label:<32} nDCG@10 {results[label]:.4f}", flush=True)
+        if args.latency_queries:
+            p50, p95 = latency(
+                path,
+                queries,
+                hybrid,
+                depth=args.depth,
+                max_length=args.max_length,
+                batch_size=args.batch_size,
+                n=args.latency_queries,
+            )
+            report["latency_ms"][model] = {"p50": p50, "p95": p95}  # type: ignore[index]
+            print(f"rerank {args.depth} candidates [{model}]: p50 {p50:.0f} ms, p95 {p95:.0f} ms", flush=True)
+    (out / "results.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

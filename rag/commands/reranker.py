@@ -1,0 +1,127 @@
+"""``rag reranker train``: fine-tune a cross-encoder reranker (thin wrapper over :mod:`rag.training`).
+
+Examples::
+
+    rag reranker train --recipe configs/reranker_train.yaml            # the shipped default's recipe
+    rag reranker train --data ../shared/data/beir/myset --out runs/rr  # BEIR qrels (train split)
+    rag reranker train --from-index .ragtrail --base default --max-steps 200   # adapt without labels
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+
+from rag.cli import progress_enabled
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("reranker", help="train and install cross-encoder rerankers")
+    sub = parser.add_subparsers(dest="reranker_command", metavar="ACTION", required=True)
+    train = sub.add_parser(
+        "train",
+        help="fine-tune a CrossEncoder on labelled pairs and/or pairs mined from an index",
+        description="Fine-tune a sentence-transformers CrossEncoder (default start: the packaged all-MiniLM-L6-v2) "
+        "with a listwise loss over BM25 hard negatives; reports held-out nDCG@10 before/after; resumable.",
+    )
+    train.add_argument("--recipe", metavar="FILE", help="YAML recipe (see configs/reranker_train.yaml)")
+    train.add_argument(
+        "--data",
+        metavar="PATH",
+        action="append",
+        help="JSONL (query, positive[, negatives]), BEIR folder (qrels/train.tsv) or shared train/ folder; repeatable",
+    )
+    train.add_argument(
+        "--from-index", metavar="DIR", help="mine label-free pairs (title/heading and sentence → passage) from an index"
+    )
+    train.add_argument("--index-pairs", type=int, metavar="N", help="at most N pairs from the index")
+    train.add_argument(
+        "--llm-queries", type=int, metavar="N", help="also ask the local LLM for N questions on sampled chunks"
+    )
+    train.add_argument(
+        "--allow-research-only",
+        action="store_true",
+        default=None,
+        help="include research-only data (WikiQA); never for a model you ship",
+    )
+    train.add_argument(
+        "--base",
+        metavar="MODEL",
+        help="starting model: path, id, 'all-MiniLM-L6-v2' or 'default' (the shipped reranker)",
+    )
+    train.add_argument("--out", metavar="DIR", help="run folder: prepared data, checkpoints, report, model/")
+    train.add_argument("--epochs", type=float, metavar="N")
+    train.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps (overrides --epochs)")
+    train.add_argument("--batch-queries", type=int, metavar="N", help="queries per step (each with its negatives)")
+    train.add_argument("--negatives", type=int, metavar="N", help="BM25 hard negatives per query")
+    train.add_argument("--max-length", type=int, metavar="N", help="tokens per (query, passage) pair")
+    train.add_argument("--lr", type=float, metavar="X")
+    train.add_argument("--seed", type=int, metavar="S")
+    train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    train.add_argument(
+        "--install", action="store_true", help="copy the trained model to rag/resources/reranker/ (the default)"
+    )
+    train.add_argument("--json", action="store_true", help="print the training report as JSON")
+    train.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from rag.models import packaged_reranker_path
+    from rag.training.sources import collect, describe, load_recipe
+    from rag.training.train import train_reranker
+
+    recipe = load_recipe(
+        args.recipe,
+        data=tuple(args.data) if args.data else None,
+        from_index=args.from_index,
+        index_pairs=args.index_pairs,
+        llm_queries=args.llm_queries,
+        allow_research_only=args.allow_research_only,
+        base=args.base,
+        out=args.out,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_queries=args.batch_queries,
+        negatives=args.negatives,
+        max_length=args.max_length,
+        lr=args.lr,
+        seed=args.seed,
+        progress=progress_enabled() and not args.json,
+    )
+    collected = collect(recipe)
+    if not args.json:
+        print("training data:", file=sys.stderr)
+        print("\n".join(describe(collected.report)), file=sys.stderr)
+    result = train_reranker(
+        collected.examples,
+        recipe.train,
+        resume=args.resume,
+        pool_passages=collected.pool_passages,
+        model_extra={"base": recipe.train.base, "data": list(recipe.data), "from_index": recipe.from_index},
+    )
+    if args.install:
+        target = packaged_reranker_path()
+        card = target / "MODEL_CARD.md"
+        keep = card.read_text(encoding="utf-8") if card.is_file() else None
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(result.model_dir, target)
+        if keep is not None:
+            card.write_text(keep, encoding="utf-8")
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        return 0
+    b, a = result.before, result.after
+    print(
+        f"trained {result.steps} steps, {result.pairs_seen} pairs in {result.seconds:.0f} s "
+        f"({result.pairs_per_second:.2f} pairs/s)"
+    )
+    if b is not None:
+        print(
+            f"held-out nDCG@10 ({a.queries} queries): first stage {a.ndcg_first_stage:.4f} | "
+            f"reranker before {b.ndcg_reranker:.4f} -> after {a.ndcg_reranker:.4f} | "
+            f"blend (fusion_weight {a.fusion_weight}) {a.ndcg_blend:.4f}"
+        )
+    print(f"model: {result.model_dir}" + (f" (installed to {packaged_reranker_path()})" if args.install else ""))
+    return 0

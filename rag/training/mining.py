@@ -1,0 +1,229 @@
+"""Hard negatives and self-supervised pairs.
+
+* :func:`mine_bm25_negatives` — BM25 (bm25s) over the deduplicated passage pool of the training data:
+  for each query, passages ranked near the top that are not its positive (nor a near-duplicate of it).
+* :func:`mine_dense_negatives` — the same with the embedding model (cosine, exact search).
+* :func:`pairs_from_chunks` — label-free (query, passage) pairs from an index: title or heading → its
+  passage, and a sentence → the chunk around it (the sentence is removed from the passage, so the
+  model cannot win by string matching alone).
+* :func:`llm_queries` — optional: questions written by the local LLM for sampled chunks.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from rag.training.data import TrainExample, normalize_text, text_key
+from rag.types import Chunk
+
+
+class PassagePool:
+    """Unique passages (dedup by :func:`text_key`) with a BM25 index built on first use."""
+
+    def __init__(self, passages: Sequence[str]) -> None:
+        self.passages: list[str] = []
+        self.key_to_row: dict[str, int] = {}
+        for p in passages:
+            k = text_key(p)
+            if p and k not in self.key_to_row:
+                self.key_to_row[k] = len(self.passages)
+                self.passages.append(p)
+        self.keys = [text_key(p) for p in self.passages]
+        self._bm25: Any = None
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    def row(self, passage: str) -> int | None:
+        return self.key_to_row.get(text_key(passage))
+
+    def bm25_search(self, queries: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
+        import bm25s
+
+        if self._bm25 is None:
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(bm25s.tokenize(self.passages, stopwords="en", show_progress=False), show_progress=False)
+        k = min(k, len(self.passages))
+        tokens = bm25s.tokenize(list(queries), stopwords="en", show_progress=False)
+        docs, scores = self._bm25.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        return [
+            [(int(d), float(s)) for d, s in zip(drow, srow, strict=True) if s > 0]
+            for drow, srow in zip(docs, scores, strict=True)
+        ]
+
+
+def _pick_negatives(
+    ranked: Sequence[int], positive_keys: set[str], keys: Sequence[str], *, n: int, skip_top: int, rng: random.Random
+) -> list[int]:
+    """Up to ``n`` rows from ``ranked`` (minus positives), sampled from ranks after ``skip_top``."""
+    candidates = [r for r in ranked if keys[r] not in positive_keys]
+    hard = candidates[skip_top:] or candidates
+    if len(hard) <= n:
+        return hard
+    chosen = sorted(rng.sample(range(len(hard)), n))
+    return [hard[i] for i in chosen]
+
+
+def mine_bm25_negatives(
+    rows: Sequence[TrainExample],
+    pool: PassagePool,
+    *,
+    n: int = 3,
+    depth: int = 30,
+    skip_top: int = 0,
+    seed: int = 0,
+    extra_positives: dict[str, set[str]] | None = None,
+) -> list[TrainExample]:
+    """Return ``rows`` with ``n`` BM25 hard negatives appended to each (existing negatives kept first).
+
+    Every known positive of the same query (``extra_positives``: query → passage keys, built from the
+    rows themselves when omitted) is excluded, so a second relevant passage is never a "negative".
+    """
+    rng = random.Random(seed)
+    positives = extra_positives if extra_positives is not None else positives_by_query(rows)
+    ranked = pool.bm25_search([r.query for r in rows], depth + 1)
+    out: list[TrainExample] = []
+    for r, hits in zip(rows, ranked, strict=True):
+        order = [d for d, _ in hits]
+        if len(order) < n:  # pad with random passages so every group has the same size
+            order += [i for i in rng.sample(range(len(pool)), min(len(pool), 4 * n)) if i not in order]
+        need = max(0, n - len(r.negatives))
+        excluded = positives.get(r.query.lower(), set()) | {text_key(x) for x in r.negatives}
+        picked = _pick_negatives(order, excluded, pool.keys, n=need, skip_top=skip_top, rng=rng) if need else []
+        if len(picked) < need:  # tiny pools: fill up with random passages (own rng: the main stream is untouched)
+            fill = random.Random(f"{seed}:{r.query}")
+            rest = [
+                i for i in fill.sample(range(len(pool)), len(pool)) if pool.keys[i] not in excluded and i not in picked
+            ]
+            picked += rest[: need - len(picked)]
+        out.append(replace(r, negatives=(*r.negatives, *(pool.passages[i] for i in picked))))
+    return out
+
+
+def mine_dense_negatives(
+    rows: Sequence[TrainExample],
+    pool: PassagePool,
+    encode: Callable[[Sequence[str]], np.ndarray],
+    *,
+    n: int = 3,
+    depth: int = 30,
+    seed: int = 0,
+) -> list[TrainExample]:
+    """Like :func:`mine_bm25_negatives` with normalised embeddings (``encode`` returns one row per text)."""
+    rng = random.Random(seed)
+    positives = positives_by_query(rows)
+    pvec = np.asarray(encode(pool.passages), dtype=np.float32)
+    qvec = np.asarray(encode([r.query for r in rows]), dtype=np.float32)
+    sims = qvec @ pvec.T
+    top = np.argsort(-sims, axis=1, kind="stable")[:, : depth + 1]
+    out: list[TrainExample] = []
+    for r, order in zip(rows, top, strict=True):
+        picked = _pick_negatives(
+            order.tolist(), positives.get(r.query.lower(), set()), pool.keys, n=n, skip_top=0, rng=rng
+        )
+        out.append(replace(r, negatives=(*r.negatives, *(pool.passages[i] for i in picked))))
+    return out
+
+
+def positives_by_query(rows: Sequence[TrainExample]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        out.setdefault(r.query.lower(), set()).add(text_key(r.positive))
+    return out
+
+
+# ---------------------------------------------------------------- self-supervised pairs from an index
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+
+
+def pairs_from_chunks(
+    chunks: Sequence[Chunk],
+    *,
+    max_pairs: int | None = None,
+    kinds: Sequence[str] = ("title", "sentence"),
+    min_words: int = 6,
+    max_words: int = 40,
+    seed: int = 0,
+) -> list[TrainExample]:
+    """Label-free pairs from indexed chunks.
+
+    ``title``: the chunk's document title (or heading path) → the chunk. ``sentence``: one sentence
+    drawn from the chunk → the chunk with that sentence removed (an "inverse cloze task" pair). A
+    claim-like or question-like sentence is a fair stand-in for a user query about that passage.
+    """
+    rng = random.Random(seed)
+    out: list[TrainExample] = []
+    seen_titles: set[str] = set()
+    for c in chunks:
+        text = normalize_text(c.text)
+        if not text:
+            continue
+        group = f"index:{c.source}"
+        label = normalize_text(c.heading or c.title or "")
+        if "title" in kinds and label and len(label.split()) >= 3 and label.lower() not in seen_titles:
+            seen_titles.add(label.lower())
+            body = text[len(label) :].lstrip(" .:") if text.lower().startswith(label.lower()) else text
+            out.append(TrainExample(query=label, positive=body, group=group, source="index-title"))
+        if "sentence" in kinds:
+            sentences = split_sentences(text)
+            usable = [i for i, s in enumerate(sentences) if min_words <= len(s.split()) <= max_words]
+            if len(sentences) >= 3 and usable:
+                i = rng.choice(usable)
+                rest = " ".join(sentences[:i] + sentences[i + 1 :])
+                if label:
+                    rest = f"{label}. {rest}"
+                out.append(TrainExample(query=sentences[i], positive=rest, group=group, source="index-sentence"))
+    rng.shuffle(out)
+    return out[:max_pairs] if max_pairs is not None else out
+
+
+def pairs_from_index(index_dir: str, **kwargs: Any) -> list[TrainExample]:
+    """:func:`pairs_from_chunks` over an ragtrail index directory."""
+    from ingest.store import open_index
+
+    return pairs_from_chunks(open_index(index_dir).chunks, **kwargs)
+
+
+LLM_QUERY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"question": {"type": "string"}},
+    "required": ["question"],
+}
+
+
+def llm_queries(chunks: Sequence[Chunk], llm: Any, *, n: int, seed: int = 0) -> list[TrainExample]:
+    """Ask the local LLM (``rag.llm``) for one question per sampled chunk; failures are skipped."""
+    import json
+
+    rng = random.Random(seed)
+    sample = rng.sample(list(chunks), min(n, len(chunks)))
+    out: list[TrainExample] = []
+    for c in sample:
+        messages = [
+            {"role": "system", "content": "You write one short search question that the passage answers."},
+            {"role": "user", "content": f'Passage:\n{c.text[:1500]}\n\nReply as JSON: {{"question": "..."}}'},
+        ]
+        try:
+            raw = llm.complete(messages, max_tokens=64, json_schema=LLM_QUERY_SCHEMA)
+            text = raw if isinstance(raw, str) else getattr(raw, "text", str(raw))
+            question = normalize_text(str(json.loads(text)["question"]))
+        except Exception:
+            continue
+        if len(question.split()) >= 3:
+            out.append(
+                TrainExample(
+                    query=question, positive=normalize_text(c.text), group=f"index:{c.source}", source="index-llm"
+                )
+            )
+    return out
