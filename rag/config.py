@@ -90,10 +90,14 @@ class RerankConfig:
 
 @dataclass(frozen=True)
 class PromptConfig:
+    """``neutralize_instructions``: replace sentences in passages that address the assistant with an
+    override ("ignore all previous instructions ...") before they reach the LLM."""
+
     ordering: Ordering = "lost_in_the_middle"
     top_k: int = 6
     max_context_tokens: int = 2048
     answer_tokens: int = 384
+    neutralize_instructions: bool = True
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ weaker passage is dropped. Text is never cut inside a word. The kept passages ar
 (``lost_in_the_middle`` by default) and numbered 1..n in the order the LLM reads them.
 
 Document text is data: it sits between ``<source>`` tags whose look-alikes are neutralised inside the
-text, and the rules are repeated after the sources so a planted instruction cannot have the last word.
+text, sentences that address the assistant with an override are replaced (:mod:`rag.injection`), and
+the rules are repeated after the sources so a planted instruction cannot have the last word.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from rag.config import PromptConfig
 from rag.errors import ConfigError
+from rag.injection import neutralize_instructions
 from rag.ordering import order
 from rag.types import Hit
 
@@ -61,10 +63,17 @@ class Passage:
     text: str
     tokens: int
     trimmed: bool = False
+    neutralized: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "trimmed": self.trimmed, "tokens": self.tokens, **self.hit.to_dict(),
-                "text": self.text}
+        return {
+            "number": self.number,
+            "trimmed": self.trimmed,
+            "neutralized": self.neutralized,
+            "tokens": self.tokens,
+            **self.hit.to_dict(),
+            "text": self.text,
+        }
 
 
 @dataclass(frozen=True)
@@ -144,16 +153,17 @@ def context_budget(
 
 
 def fit_passages(
-    hits: Sequence[Hit], *, budget: int, count_tokens: CountTokens
+    hits: Sequence[Hit], *, budget: int, count_tokens: CountTokens, texts: Sequence[str] | None = None
 ) -> tuple[list[tuple[Hit, str, int, bool]], list[Hit]]:
     """Keep hits in rank order while they fit ``budget``; trim the first that does not, drop the rest.
 
-    Returns ``([(hit, text, tokens, trimmed), ...], dropped)``; tokens include the source delimiters.
+    ``texts`` replaces the hits' chunk texts when given. Returns ``([(hit, text, tokens, trimmed), ...],
+    dropped)``; tokens include the source delimiters.
     """
     kept: list[tuple[Hit, str, int, bool]] = []
     used = 0
     for i, hit in enumerate(hits):
-        text = hit.chunk.text.strip()
+        text = (texts[i] if texts is not None else hit.chunk.text).strip()
         wrapper = count_tokens(render_source(99, hit, "")) + 1
         cost = count_tokens(render_source(99, hit, text)) + 1
         if used + cost <= budget:
@@ -187,9 +197,13 @@ def build_prompt(
         max_context_tokens=config.max_context_tokens,
         overhead_tokens=overhead,
     )
-    kept, dropped = fit_passages(list(hits)[: config.top_k], budget=budget, count_tokens=count_tokens)
+    selected = list(hits)[: config.top_k]
+    cleaned = [neutralize_instructions(h.chunk.text) if config.neutralize_instructions else (h.chunk.text, 0)
+               for h in selected]
+    removed = {h.chunk.id: n for h, (_t, n) in zip(selected, cleaned, strict=True)}
+    kept, dropped = fit_passages(selected, budget=budget, count_tokens=count_tokens, texts=[t for t, _n in cleaned])
     passages = [
-        Passage(number=n, hit=hit, text=text, tokens=tokens, trimmed=trimmed)
+        Passage(number=n, hit=hit, text=text, tokens=tokens, trimmed=trimmed, neutralized=removed[hit.chunk.id])
         for n, (hit, text, tokens, trimmed) in enumerate(order(kept, config.ordering), start=1)
     ]
     sources = "\n\n".join(render_source(p.number, p.hit, p.text) for p in passages) or "(no sources)"
