@@ -60,6 +60,7 @@ class Chunker:
     def split(self, doc: CleanDocument) -> list[Piece]:
         if not doc.text.strip():
             return []
+        sections: list[tuple[str, str | None]]
         if doc.pages:
             sections = [(doc.text[start:end], None) for start, end in _page_spans(doc)]
         elif doc.markdown and self.config.split_markdown_headings:

@@ -23,12 +23,13 @@ def _flat(dim: int, config: DenseIndexConfig) -> Any:
 def _hnsw(dim: int, config: DenseIndexConfig) -> Any:
     import faiss
 
-    index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index: Any = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = config.hnsw_ef_construction
     index.hnsw.efSearch = config.hnsw_ef_search
     return index
 
 
+TIE_MARGIN = 8
 FACTORIES: dict[DenseIndexKind, Callable[[int, DenseIndexConfig], Any]] = {"flat": _flat, "hnsw": _hnsw}
 
 
@@ -48,18 +49,28 @@ def write_faiss(index: Any, path: Path) -> None:
 def read_faiss(path: Path, config: DenseIndexConfig) -> Any:
     import faiss
 
-    index = faiss.read_index(str(path))
+    index: Any = faiss.read_index(str(path))
     if config.kind == "hnsw":
         index.hnsw.efSearch = config.hnsw_ef_search
     return index
+
+
+def _selection(faiss: Any, index: Any, rows: np.ndarray) -> Any:
+    """Search parameters restricted to ``rows``; HNSW keeps the index's own efSearch."""
+    selector = faiss.IDSelectorBatch(rows.astype(np.int64))
+    hnsw = getattr(index, "hnsw", None)
+    if hnsw is not None:
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=hnsw.efSearch)
+    return faiss.SearchParameters(sel=selector)
 
 
 def search(
     index: Any, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
 ) -> list[list[tuple[int, float]]]:
     """Per query ``[(row, inner product)]``, best first, ties by row; ``allowed`` is a row mask."""
-    import faiss
+    import faiss as faiss_module
 
+    faiss: Any = faiss_module
     queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
     n = index.ntotal
     if n == 0 or k <= 0:
@@ -72,14 +83,12 @@ def search(
         count = int(allowed.sum())
         if count == 0:
             return [[] for _ in range(len(queries))]
-        selector = faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
-        params = (
-            faiss.SearchParametersHNSW(sel=selector) if hasattr(index, "hnsw") else faiss.SearchParameters(sel=selector)
-        )
+        params = _selection(faiss, index, np.flatnonzero(allowed))
         n = count
-    scores, rows = index.search(queries, min(k, n), params=params)
+    # a few extra candidates so exact ties at the cut-off are decided by row id, not by FAISS's heap
+    scores, rows = index.search(queries, min(k + TIE_MARGIN, n), params=params)
     results = []
     for row_ids, row_scores in zip(rows, scores, strict=True):
         pairs = [(int(r), float(s)) for r, s in zip(row_ids, row_scores, strict=True) if r >= 0]
-        results.append(sorted(pairs, key=lambda p: (-p[1], p[0])))
+        results.append(sorted(pairs, key=lambda p: (-p[1], p[0]))[:k])
     return results

@@ -14,7 +14,8 @@ Layout of an index directory (default ``.ragtrail/``)::
 
 A new generation is written to ``.tmp-gen-*`` beside the live one, fsynced, renamed to ``gen-*``
 and only then published by replacing ``CURRENT``. A crash at any moment leaves ``CURRENT`` naming a
-complete generation. Nothing is ever pickled.
+complete generation. After the swap, generations older than the previous one are deleted (the
+previous one stays for readers that opened it just before). Nothing is ever pickled.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Index:
         self.ids: list[str] = [c.id for c in self.chunks]
         self.bm25_tokenizer = BM25Tokenizer.from_manifest(manifest["bm25"])
         self.bm25 = _read_bm25(generation, len(self.chunks))
+        self.embeddings: np.ndarray = np.load(generation / EMBEDDINGS, mmap_mode="r", allow_pickle=False)
         if int(manifest["counts"]["chunks"]) != len(self.chunks):
             expected = manifest["counts"]["chunks"]
             raise IndexVersionError(
@@ -75,15 +77,14 @@ class Index:
         return f"Index({str(self.path)!r}, chunks={len(self.chunks)}, model={self.embedding_model!r})"
 
     @cached_property
-    def embeddings(self) -> np.ndarray:
-        """The stored float32 ``(n, d)`` embeddings, memory-mapped."""
-        return np.load(self.generation / EMBEDDINGS, mmap_mode="r", allow_pickle=False)
-
-    @cached_property
     def faiss_index(self) -> Any:
+        """The FAISS index, read on first use (the previous generation is kept for such late readers)."""
         from ingest.dense import read_faiss
 
-        return read_faiss(self.generation / FAISS, from_dict(DenseIndexConfig, self.manifest["dense_index"]))
+        path = self.generation / FAISS
+        if not path.is_file():
+            raise IndexNotFoundError(f"{path} is gone (replaced by a newer `rag ingest`): open the index again")
+        return read_faiss(path, from_dict(DenseIndexConfig, self.manifest["dense_index"]))
 
     @property
     def vocabulary_size(self) -> int:
@@ -242,9 +243,17 @@ def publish(root: Path, staged: Path) -> Path:
     generation = root / (GEN_PREFIX + staged.name.removeprefix(TMP_PREFIX))
     os.rename(staged, generation)
     _fsync_dir(root)
+    previous = _current_name(root)
     swap_current(root, generation.name)
-    remove_stale(root, keep=generation.name)
+    remove_stale(root, keep={generation.name, previous})
     return generation
+
+
+def _current_name(root: Path) -> str | None:
+    try:
+        return (root / CURRENT).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def swap_current(root: Path, name: str) -> None:
@@ -258,10 +267,11 @@ def swap_current(root: Path, name: str) -> None:
     _fsync_dir(root)
 
 
-def remove_stale(root: Path, *, keep: str | None) -> None:
-    """Delete generations other than ``keep`` and leftovers of interrupted ingests."""
+def remove_stale(root: Path, *, keep: set[str | None]) -> None:
+    """Delete generations not in ``keep`` (the new and the one before, which open readers may still
+    use) and leftovers of interrupted ingests."""
     for child in root.iterdir():
-        stale_gen = child.name.startswith(GEN_PREFIX) and child.name != keep
+        stale_gen = child.name.startswith(GEN_PREFIX) and child.name not in keep
         if (stale_gen or child.name.startswith(TMP_PREFIX)) and child.is_dir():
             shutil.rmtree(child, ignore_errors=True)
         elif child.name.startswith(f".{CURRENT}.") and child.name.endswith(".tmp"):

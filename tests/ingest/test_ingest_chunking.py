@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from ingest.chunking import Chunker, chunk_id, make_chunks
 from ingest.clean import CleanDocument
 from rag.config import ChunkingConfig
@@ -26,14 +28,14 @@ def test_chunks_fit_the_token_budget_and_overlap(embedder) -> None:
     assert all(doc.text[p.start : p.end] == p.text for p in pieces)
     assert pieces[0].start == 0 and pieces[-1].end == len(doc.text)
     covered = [p.end for p in pieces]
-    assert all(b.start <= a.end + 1 for a, b in zip(pieces, pieces[1:], strict=False)), covered
+    assert all(b.start <= a.end + 1 for a, b in itertools.pairwise(pieces)), covered
 
 
 def test_overlap_when_splitting_inside_a_sentence(embedder) -> None:
     text = " ".join(f"word{i}" for i in range(400))
     pieces = chunker(embedder, tokens=40, overlap=10).split(CleanDocument(text))
     assert len(pieces) > 3
-    assert all(b.start < a.end for a, b in zip(pieces, pieces[1:], strict=False)), "consecutive chunks overlap"
+    assert all(b.start < a.end for a, b in itertools.pairwise(pieces)), "consecutive chunks overlap"
 
 
 def test_default_size_is_capped_to_the_model(embedder) -> None:
@@ -44,7 +46,10 @@ def test_default_size_is_capped_to_the_model(embedder) -> None:
 
 
 def test_markdown_split_on_headings_first(embedder) -> None:
-    text = "# Garden\n\nIntro line.\n\n## Roses\n\nRoses like sun.\n\n### Pruning\n\nCut in March.\n\n## Herbs\n\nMint spreads."
+    text = (
+        "# Garden\n\nIntro line.\n\n## Roses\n\nRoses like sun.\n\n### Pruning\n\nCut in March."
+        "\n\n## Herbs\n\nMint spreads."
+    )
     pieces = chunker(embedder, tokens=200).split(CleanDocument(text, markdown=True))
     assert [p.heading for p in pieces] == ["Garden", "Garden > Roses", "Garden > Roses > Pruning", "Garden > Herbs"]
     assert all(text[p.start : p.end] == p.text for p in pieces)
