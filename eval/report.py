@@ -36,7 +36,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, preci
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True)))
+        pairs = enumerate(zip(values, widths, strict=True))
+        return "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in pairs)
 
     return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in cells)])
 
@@ -123,7 +124,9 @@ def bar_chart_png(
         bars = ax.bar(xs, ys, width=width, label=name, color=PALETTE[i % len(PALETTE)])
         if annotate and len(categories) * n <= 40:
             ax.bar_label(bars, fmt="%.3f", fontsize=7, rotation=90, padding=2)
-    ax.set_xticks(range(len(categories)), categories, rotation=30 if len(categories) > 6 else 0, ha="right" if len(categories) > 6 else "center")
+    crowded = len(categories) > 6
+    ax.set_xticks(range(len(categories)), categories,
+                  rotation=30 if crowded else 0, ha="right" if crowded else "center")
     if ylim is not None:
         ax.set_ylim(ylim[0], ylim[1] * (1.12 if annotate else 1.0))
     ax.set_ylabel(ylabel)

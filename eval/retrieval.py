@@ -129,7 +129,9 @@ class CachingEncoder:
         return np.stack([self._cache[t] for t in texts])
 
 
-def rerank_candidates(reranker: Reranker, queries: Sequence[str], hits: Sequence[list[Hit]], *, depth: int) -> list[list[Hit]]:
+def rerank_candidates(
+    reranker: Reranker, queries: Sequence[str], hits: Sequence[list[Hit]], *, depth: int
+) -> list[list[Hit]]:
     """Rerank the first ``depth`` hits of each list; the rest keep their order below them.
 
     The returned hits carry a rank-based ``score`` (higher is better) so the list stays one ranking.
@@ -194,7 +196,9 @@ def score_run(run: Run, dataset: EvalDataset, *, ks: Sequence[int]) -> dict[str,
 # ---- the job ------------------------------------------------------------------------------------
 
 
-def resolve_modes(config: RetrievalEvalConfig, pipeline: PipelineConfig) -> tuple[list[EvalMode], Reranker | None, list[str]]:
+def resolve_modes(
+    config: RetrievalEvalConfig, pipeline: PipelineConfig
+) -> tuple[list[EvalMode], Reranker | None, list[str]]:
     """The modes to run, the reranker when ``hybrid+rerank`` is among them, and notes for the report."""
     from rag.rerank import load_reranker
 

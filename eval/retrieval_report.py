@@ -55,7 +55,9 @@ def aggregation_note(result: RetrievalEvalResult) -> str:
     return f"Chunks are judged directly ({result.chunk_depth} retrieved per query); no aggregation."
 
 
-def metrics_table(result: RetrievalEvalResult, keys: Sequence[str], *, with_time: bool = True) -> tuple[list[str], list[list[Any]]]:
+def metrics_table(
+    result: RetrievalEvalResult, keys: Sequence[str], *, with_time: bool = True
+) -> tuple[list[str], list[list[Any]]]:
     headers = ["mode", *(label(k) for k in keys)] + (["seconds"] if with_time else [])
     rows = [[mode, *(r.means[k] for k in keys)] + ([round(r.seconds, 1)] if with_time else [])
             for mode, r in result.modes.items()]
@@ -64,7 +66,8 @@ def metrics_table(result: RetrievalEvalResult, keys: Sequence[str], *, with_time
 
 def comparison_table(result: RetrievalEvalResult) -> tuple[list[str], list[list[Any]]]:
     metric = label(result.config.significance_metric)
-    headers = ["b vs a", f"{metric} a", f"{metric} b", "mean(b-a)", "wins/ties/losses", "p rand.", "p rand. Holm", "p t-test"]
+    headers = ["b vs a", f"{metric} a", f"{metric} b", "mean(b-a)", "wins/ties/losses",
+               "p rand.", "p rand. Holm", "p t-test"]
     rows = [[f"{c.b} vs {c.a}", c.mean_a, c.mean_b, c.mean_diff, f"{c.wins}/{c.ties}/{c.losses}",
              c.p_randomization, c.p_randomization_holm, c.p_ttest] for c in result.comparisons]
     return headers, rows
@@ -120,6 +123,8 @@ def html_report(result: RetrievalEvalResult) -> str:
     ks = result.config.ks
     headline = headline_keys(ks)
     sig = result.config.significance_metric
+    ndcg_by_k = {m: {label(metric_key("ndcg", k)): r.means[metric_key("ndcg", k)] for k in sorted(ks)}
+                 for m, r in result.modes.items()}
     sections = [
         html_section(
             "Summary",
@@ -130,9 +135,7 @@ def html_report(result: RetrievalEvalResult) -> str:
             html_table(*metrics_table(result, headline)),
             html_image(bar_chart_png({m: {label(k): r.means[k] for k in headline} for m, r in result.modes.items()},
                                      title="Metrics per mode", ylabel="mean over queries"), alt="metrics per mode"),
-            html_image(bar_chart_png({m: {label(metric_key("ndcg", k)): r.means[metric_key("ndcg", k)] for k in sorted(ks)}
-                                      for m, r in result.modes.items()}, title="nDCG by cut-off", ylabel="nDCG"),
-                       alt="nDCG by cut-off"),
+            html_image(bar_chart_png(ndcg_by_k, title="nDCG by cut-off", ylabel="nDCG"), alt="nDCG by cut-off"),
         ),
     ]
     if result.comparisons:
@@ -144,8 +147,8 @@ def html_report(result: RetrievalEvalResult) -> str:
         sections.append(html_section(
             f"Paired comparisons on {label(sig)}",
             html_paragraph(f"Two-sided paired randomisation test ({result.config.n_resamples} sign flips, seed "
-                           f"{result.config.seed}), Holm-adjusted over the {len(result.comparisons)} pairs, and a paired "
-                           "t-test. Wins are queries where b scores higher than a."),
+                           f"{result.config.seed}), Holm-adjusted over the {len(result.comparisons)} pairs, "
+                           "and a paired t-test. Wins are queries where b scores higher than a."),
             html_table(*comparison_table(result)),
             html_image(stacked_bar_png(wtl, title=f"Per-query wins / ties / losses on {label(sig)}", xlabel="queries"),
                        alt="wins ties losses"),
@@ -153,14 +156,16 @@ def html_report(result: RetrievalEvalResult) -> str:
                                               ylabel=f"{label(sig)} difference"), alt="per-query differences"),
         ))
     sections.append(html_section("All metrics", html_table(*metrics_table(result, all_keys(ks), with_time=False))))
-    timing_rows = [[m, round(r.seconds, 2), *(round(r.timings_ms.get(s, 0.0) / 1000, 2) for s in ("embed", "bm25", "dense", "fusion", "rerank"))]
+    stages = ("embed", "bm25", "dense", "fusion", "rerank")
+    timing_rows = [[m, round(r.seconds, 2), *(round(r.timings_ms.get(s, 0.0) / 1000, 2) for s in stages)]
                    for m, r in result.modes.items()]
     sections.append(html_section(
         "Run details",
-        html_table(["mode", "total s", "embed s", "bm25 s", "dense s", "fusion s", "rerank s"], timing_rows, precision=2),
+        html_table(["mode", "total s", *(f"{s} s" for s in stages)], timing_rows, precision=2),
         *(html_paragraph(n, css_class="note") for n in result.notes),
         html_paragraph(f"Index: {result.index_dir}; embedding model {result.pipeline.embedding.model}; "
-                       f"retrieval fusion {result.pipeline.retrieval.fusion} (rrf_k {result.pipeline.retrieval.rrf_k}); "
+                       f"hybrid fusion {result.pipeline.retrieval.fusion} "
+                       f"(rrf_k {result.pipeline.retrieval.rrf_k}); "
                        f"BM25 k1 {result.pipeline.bm25.k1}, b {result.pipeline.bm25.b}; "
                        f"chunks of {result.pipeline.chunking.chunk_tokens} tokens.", css_class="note"),
     ))

@@ -90,7 +90,9 @@ def read_run(path: Path) -> Run:
                     continue
                 parts = line.split()
                 if len(parts) != 6:
-                    raise EvalDataError(f"{path}:{lineno}: expected 6 fields 'qid Q0 doc rank score name', got {line!r}")
+                    raise EvalDataError(
+                        f"{path}:{lineno}: expected 6 fields 'qid Q0 doc rank score name', got {line!r}"
+                    )
                 qid, _q0, doc_id, _rank, score, _name = parts
                 try:
                     run.setdefault(qid, {})[doc_id] = float(score)

@@ -30,7 +30,9 @@ def _mode_list(text: str) -> tuple[str, ...]:
     modes = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
     bad = [m for m in modes if m not in EVAL_MODES]
     if bad or not modes:
-        raise argparse.ArgumentTypeError(f"unknown mode(s) {', '.join(bad) or text!r}; choose from {', '.join(EVAL_MODES)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown mode(s) {', '.join(bad) or text!r}; choose from {', '.join(EVAL_MODES)}"
+        )
     return modes
 
 
@@ -42,16 +44,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "holding questions.jsonl beside its documents, or a questions .jsonl file. Builds the corpus's index "
         "when absent and reuses it next time.",
     )
-    p.add_argument("--dataset", required=True, metavar="DIR", help="BEIR folder, folder with questions.jsonl, or a .jsonl file")
+    p.add_argument("--dataset", required=True, metavar="DIR",
+                   help="BEIR folder, folder with questions.jsonl, or a .jsonl file")
     p.add_argument("--split", default="test", help="qrels split for BEIR folders (default: test)")
     p.add_argument("--qrels", metavar="FILE", help="qrels file (BEIR TSV or TREC) instead of the split's")
     p.add_argument("--modes", type=_mode_list, metavar="LIST", help=f"comma-separated modes (default: {DEFAULT_MODES})")
     p.add_argument("--k", dest="ks", type=_int_list, default=(1, 3, 5, 10, 100), metavar="LIST",
                    help="metric cut-offs (default: 1,3,5,10,100)")
-    p.add_argument("--depth", type=int, metavar="N", help="chunks retrieved per query (default: max(retrieval.depth, 3 x largest k))")
+    p.add_argument("--depth", type=int, metavar="N",
+                   help="chunks retrieved per query (default: max(retrieval.depth, 3 x largest k))")
     p.add_argument("--aggregation", choices=("max", "sum", "first"), default="max",
                    help="how a document's chunk scores become its score (default: max)")
-    p.add_argument("--resamples", type=int, default=10_000, metavar="N", help="randomisation-test resamples (default: 10000)")
+    p.add_argument("--resamples", type=int, default=10_000, metavar="N",
+                   help="randomisation-test resamples (default: 10000)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-retrieval-<dataset>)")
     p.add_argument("--json", action="store_true", help="print metrics.json to stdout instead of the table")
     add_common_options(p)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 TINY_DOCS = {
-    "d1": ("Photosynthesis", "Plants convert sunlight, water and carbon dioxide into glucose and oxygen in chloroplasts."),
+    "d1": ("Photosynthesis", "Plants turn sunlight, water and carbon dioxide into glucose and oxygen in chloroplasts."),
     "d2": ("Volcanoes", "Magma rises through the crust and erupts as lava, ash and volcanic gases."),
     "d3": ("Black holes", "A black hole is a region of spacetime where gravity prevents even light from escaping."),
     "d4": ("Insulin", "The pancreas secretes insulin, a hormone that lowers blood glucose levels."),
@@ -36,6 +36,7 @@ def write_beir(root: Path) -> Path:
         for qid, text in {**TINY_QUERIES, "q-unjudged": "not in the qrels"}.items():
             fh.write(json.dumps({"_id": qid, "text": text, "metadata": {}}) + "\n")
     (root / "qrels").mkdir(exist_ok=True)
-    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{g}" for q, docs in TINY_QRELS.items() for d, g in docs.items()]
+    judged = [f"{q}\t{d}\t{g}" for q, docs in TINY_QRELS.items() for d, g in docs.items()]
+    lines = ["query-id\tcorpus-id\tscore", *judged]
     (root / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root

@@ -40,7 +40,7 @@ def trec_scores(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]
     evaluator = pytrec_eval.RelevanceEvaluator(qrels, measures)
     run = {q: {d: float(len(r) - i) for i, d in enumerate(dedupe(r))} for q, r in rankings.items()}
     # trec_eval skips judged queries absent from the run; ours score them 0 (trec_eval -c).
-    out = {q: {} for q in qrels}
+    out: dict[str, dict[str, float]] = {q: {} for q in qrels}
     for q, scores in evaluator.evaluate({q: r for q, r in run.items() if r}).items():
         for ours, trec in TREC_NAMES.items():
             for k in ks:

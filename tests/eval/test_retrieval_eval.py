@@ -19,7 +19,6 @@ from rag.config import PipelineConfig
 from rag.errors import ConfigError, EvalDataError, ModelError
 from rag.types import Chunk, Hit
 
-
 # ---- loaders ------------------------------------------------------------------------------------
 
 
@@ -33,7 +32,7 @@ def test_load_beir_keeps_judged_queries(tiny_beir: Path) -> None:
 
 def test_load_beir_errors_name_the_problem(tmp_path: Path) -> None:
     root = write_beir(tmp_path / "ds")
-    with pytest.raises(EvalDataError, match="split 'dev'.*available splits: test"):
+    with pytest.raises(EvalDataError, match=r"split 'dev'.*available splits: test"):
         load_dataset(root, split="dev")
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\tyes\n", encoding="utf-8")
     with pytest.raises(EvalDataError, match=r"test.tsv:2: relevance 'yes'"):
@@ -111,9 +110,14 @@ class ReverseReranker:
 
     name = "reverse"
 
+    def rerank(self, query, hits, *, top_k):
+        return self.rerank_many([query], [hits], top_k=top_k)[0]
+
     def rerank_many(self, queries, hits, *, top_k):
-        return [[Hit(h.chunk, float(i), i + 1, {**h.scores, "rerank": float(i)}) for i, h in enumerate(hs[::-1])][:top_k]
-                for hs in hits]
+        return [
+            [Hit(h.chunk, float(i), i + 1, {**h.scores, "rerank": float(i)}) for i, h in enumerate(hs[::-1])][:top_k]
+            for hs in hits
+        ]
 
 
 def test_rerank_candidates_reorders_head_and_keeps_tail() -> None:
@@ -132,9 +136,9 @@ def test_evaluation_on_tiny_corpus_writes_every_output(tiny_beir: Path, tiny_ind
     config = RetrievalEvalConfig(modes=("bm25", "dense", "hybrid"), ks=(1, 3, 10), n_resamples=500)
     result = RetrievalEvaluator(PipelineConfig(), config).run(tiny_beir, index_dir=tiny_index_dir)
     assert list(result.modes) == ["bm25", "dense", "hybrid"]
-    for mode in result.modes.values():
-        assert set(mode.per_query) == set(TINY_QRELS)
-        assert all(v == 0.0 for v in mode.per_query["q5"].values())  # no relevant document
+    for scored in result.modes.values():
+        assert set(scored.per_query) == set(TINY_QRELS)
+        assert all(v == 0.0 for v in scored.per_query["q5"].values())  # no relevant document
     for mode in ("dense", "hybrid"):  # all 10 documents come back: 4 of 5 queries fully recalled
         assert result.modes[mode].means["recall@10"] == pytest.approx(0.8)
     assert result.modes["dense"].means["ndcg@10"] > 0.6
