@@ -1,0 +1,373 @@
+"""FaithBench (Bao et al., NAACL 2025): load batches, binarise the human labels, and meta-evaluate a
+faithfulness judge against them, side by side with the baseline detectors stored in each item's
+metadata, on exactly the same items.
+
+Binarisation follows the dataset README (upstream ``scripts/binarize.py``): collect the set of labels
+over all annotations; no label -> consistent; otherwise map Benign=1 < Questionable=2 < Unwanted*=3,
+pool with ``worst`` (max), ``best`` (min) or ``majority`` (most frequent severity over the label set,
+ties to the milder one, as upstream's ``max(set(xs), key=xs.count)`` on ints does), and call the item
+hallucinated when the pooled class is in ``hallucinated_classes``. Defaults are upstream's release
+config: ``worst`` with {Questionable, Unwanted}. Positive class here = *hallucinated* (upstream's 0).
+(Upstream's script returns 0 — its "hallucinated" code — for unannotated items, contradicting its own
+comment; we follow the README: no label -> consistent.)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from eval.judges.base import JudgeResult
+from rag.errors import EvalDataError
+
+Aggregation = Literal["worst", "best", "majority"]
+SeverityClass = Literal["Benign", "Questionable", "Unwanted"]
+DEFAULT_HALLUCINATED: tuple[SeverityClass, ...] = ("Questionable", "Unwanted")
+SEVERITY: dict[str, int] = {
+    "Benign": 1,
+    "Questionable": 2,
+    "Unwanted": 3,
+    "Unwanted.Intrinsic": 3,
+    "Unwanted.Extrinsic": 3,
+}
+CLASS_OF_SEVERITY: dict[int, SeverityClass] = {1: "Benign", 2: "Questionable", 3: "Unwanted"}
+DEFAULT_BATCHES = tuple(range(1, 9))
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A detector whose prediction is stored in the metadata: a 0/1 label (0 = hallucinated, upstream's
+    convention) or a consistency score (hallucinated below ``threshold``)."""
+
+    key: str
+    kind: Literal["label", "score"]
+    threshold: float = 0.5
+
+    def hallucinated(self, value: float | int) -> bool:
+        return int(value) == 0 if self.kind == "label" else float(value) < self.threshold
+
+
+BASELINES: dict[str, Baseline] = {
+    "GPT-4o": Baseline("gpt_4o", "label"),
+    "GPT-3.5-Turbo": Baseline("gpt-3.5-turbo", "label"),
+    "HHEM-2.1": Baseline("hhem-2.1", "score"),
+    "TrueTeacher": Baseline("trueteacher", "label"),
+    "GPT-4-Turbo": Baseline("gpt-4-turbo", "label"),
+    "TRUE-NLI": Baseline("true_nli", "label"),
+}
+
+
+@dataclass(frozen=True)
+class FaithBenchItem:
+    id: str
+    batch: int
+    source: str
+    summary: str
+    labels: frozenset[str]
+    hallucinated: bool
+    summarizer: str = ""
+    baselines: dict[str, bool] = field(default_factory=dict)
+
+
+def binarise(
+    labels: Iterable[str],
+    *,
+    aggregation: Aggregation = "worst",
+    hallucinated_classes: Sequence[SeverityClass] = DEFAULT_HALLUCINATED,
+) -> bool:
+    """True when the item counts as hallucinated under the README's rules (see module docstring)."""
+    label_set = set(labels)
+    unknown = label_set - set(SEVERITY)
+    if unknown:
+        raise EvalDataError(f"unknown FaithBench label(s) {sorted(unknown)}; known: {sorted(SEVERITY)}")
+    if not label_set:
+        return False
+    severities = sorted(SEVERITY[label] for label in label_set)
+    if aggregation == "worst":
+        pooled = max(severities)
+    elif aggregation == "best":
+        pooled = min(severities)
+    elif aggregation == "majority":
+        pooled = max(sorted(set(severities)), key=severities.count)
+    else:
+        raise EvalDataError(f"aggregation {aggregation!r} is not one of 'worst', 'best', 'majority'")
+    return CLASS_OF_SEVERITY[pooled] in hallucinated_classes
+
+
+def load_faithbench(
+    root: str | Path,
+    *,
+    batches: Sequence[int] = DEFAULT_BATCHES,
+    aggregation: Aggregation = "worst",
+    hallucinated_classes: Sequence[SeverityClass] = DEFAULT_HALLUCINATED,
+) -> list[FaithBenchItem]:
+    """Items of the given batches from ``root`` (the dataset folder or its ``data_for_release``)."""
+    base = Path(root)
+    if (base / "data_for_release").is_dir():
+        base = base / "data_for_release"
+    items: list[FaithBenchItem] = []
+    for b in batches:
+        path = base / f"batch_{b}.json"
+        try:
+            with path.open(encoding="utf-8") as fh:
+                samples = json.load(fh)["samples"]
+        except FileNotFoundError as e:
+            raise EvalDataError(f"{path}: FaithBench batch not found (point --faithbench at the dataset folder)") from e
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise EvalDataError(f"{path}: not a FaithBench batch file ({e})") from e
+        for s in samples:
+            try:
+                labels = frozenset(lab for a in s["annotations"] for lab in a["label"])
+                meta = s["metadata"]
+                items.append(
+                    FaithBenchItem(
+                        id=f"b{b}-{s['sample_id']}",
+                        batch=b,
+                        source=s["source"],
+                        summary=s["summary"],
+                        labels=labels,
+                        hallucinated=binarise(
+                            labels, aggregation=aggregation, hallucinated_classes=hallucinated_classes
+                        ),
+                        summarizer=str(meta.get("summarizer", "")),
+                        baselines={
+                            name: bl.hallucinated(meta[bl.key]) for name, bl in BASELINES.items() if bl.key in meta
+                        },
+                    )
+                )
+            except (KeyError, TypeError) as e:
+                raise EvalDataError(f"{path}: sample {s.get('sample_id')!r} is malformed ({e})") from e
+    return items
+
+
+def stratified_order(items: Sequence[FaithBenchItem], *, seed: int = 0) -> list[FaithBenchItem]:
+    """A deterministic order whose every prefix keeps the label ratio (and mixes batches), so
+    ``--limit N`` is a stratified sample and a larger limit extends a smaller one."""
+    rng = random.Random(seed)
+    pos = [it for it in items if it.hallucinated]
+    neg = [it for it in items if not it.hallucinated]
+    rng.shuffle(pos)
+    rng.shuffle(neg)
+    out: list[FaithBenchItem] = []
+    share = len(pos) / len(items) if items else 0.0
+    while pos or neg:
+        want_pos = math.floor((len(out) + 1) * share + 0.5) > sum(it.hallucinated for it in out)
+        out.append(pos.pop() if (want_pos and pos) or not neg else neg.pop())
+    return out
+
+
+@dataclass(frozen=True)
+class BinaryMetrics:
+    balanced_accuracy: float
+    f1: float
+    kappa: float
+    n: int
+    precision: float
+    recall: float
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
+
+
+def binary_metrics(y_true: Sequence[bool], y_pred: Sequence[bool]) -> BinaryMetrics:
+    """Positive class = hallucinated. Balanced accuracy averages recall over the classes present in
+    ``y_true`` (as sklearn); F1/precision are 0 when undefined (sklearn's zero_division=0); kappa is
+    NaN when chance agreement is 1 (as sklearn)."""
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true has {len(y_true)} items, y_pred {len(y_pred)}")
+    n = len(y_true)
+    tp = sum(t and p for t, p in zip(y_true, y_pred, strict=True))
+    fn = sum(t and not p for t, p in zip(y_true, y_pred, strict=True))
+    fp = sum(p and not t for t, p in zip(y_true, y_pred, strict=True))
+    tn = n - tp - fn - fp
+    recalls = [r for r, m in ((tp / (tp + fn) if tp + fn else 0.0, tp + fn), (tn / (tn + fp) if tn + fp else 0.0, tn + fp)) if m]
+    balanced = sum(recalls) / len(recalls) if recalls else math.nan
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    if n:
+        po = (tp + tn) / n
+        pe = ((tp + fn) * (tp + fp) + (tn + fp) * (tn + fn)) / (n * n)
+        kappa = (po - pe) / (1 - pe) if pe != 1 else math.nan
+    else:
+        kappa = math.nan
+    return BinaryMetrics(balanced, f1, kappa, n, precision, recall, tp, fp, fn, tn)
+
+
+def bootstrap_ci(
+    y_true: Sequence[bool],
+    y_pred: Sequence[bool],
+    *,
+    y_other: Sequence[bool] | None = None,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of balanced accuracy, or of ``BA(y_pred) - BA(y_other)``
+    (paired: the same resampled items for both) when ``y_other`` is given."""
+    if not y_true:
+        return (math.nan, math.nan)
+    t = np.asarray(y_true, dtype=bool)
+    p = np.asarray(y_pred, dtype=bool)
+    o = np.asarray(y_other, dtype=bool) if y_other is not None else None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(t), size=(resamples, len(t)))
+
+    def ba(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        pos = truth.sum(axis=1)
+        neg = truth.shape[1] - pos
+        tpr = np.divide((truth & pred).sum(axis=1), pos, out=np.full(len(pos), np.nan), where=pos > 0)
+        tnr = np.divide((~truth & ~pred).sum(axis=1), neg, out=np.full(len(neg), np.nan), where=neg > 0)
+        return np.nanmean(np.stack([tpr, tnr]), axis=0)
+
+    stats = ba(t[idx], p[idx])
+    if o is not None:
+        stats = stats - ba(t[idx], o[idx])
+    lo, hi = np.nanpercentile(stats, [2.5, 97.5])
+    return (float(lo), float(hi))
+
+
+# --- meta-evaluation run: resumable per-item JSONL, then metrics for the judge and every baseline ---
+
+ITEMS_FILE = "items.jsonl"
+
+
+class FaithfulnessJudgeLike(Protocol):
+    name: str
+
+    def judge(self, answer: str, contexts: list[str], *, item_id: str = "") -> JudgeResult: ...
+
+
+@dataclass(frozen=True)
+class MetaEvalReport:
+    metrics: dict[str, dict[str, Any]]
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+def read_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """Rows already written (the last row per item id wins); a torn last line is ignored."""
+    rows: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return rows
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            rows[row["item_id"]] = row
+    return rows
+
+
+def run_meta_eval(
+    items: Sequence[FaithBenchItem],
+    judge: FaithfulnessJudgeLike,
+    *,
+    out_dir: str | Path,
+    judge_label: str,
+    on_item: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> MetaEvalReport:
+    """Judge every item not already judged OK in ``out_dir/items.jsonl`` (errors are retried), append
+    each row as it is done, then score the judge and the baselines on the items the judge judged."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ITEMS_FILE
+    done = read_rows(path)
+    pending = [it for it in items if done.get(it.id, {}).get("status") != "ok"]
+    with path.open("a", encoding="utf-8") as fh:
+        for i, it in enumerate(pending, 1):
+            r = judge.judge(it.summary, [it.source], item_id=it.id)
+            row = {
+                **r.to_dict(),
+                "judge_label": judge_label,
+                "batch": it.batch,
+                "human_hallucinated": it.hallucinated,
+                "predicted_hallucinated": None if r.score is None else r.score < 1.0,
+            }
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.flush()
+            done[it.id] = row
+            if on_item is not None:
+                on_item(i, len(pending), row)
+    rows = [done[it.id] for it in items if it.id in done]
+    report = score_rows(items, rows, judge_label=judge_label)
+    (out / "metrics.json").write_text(json.dumps(report.metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps(report.summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return report
+
+
+def score_rows(items: Sequence[FaithBenchItem], rows: Sequence[dict[str, Any]], *, judge_label: str) -> MetaEvalReport:
+    """Metrics for the judge (OK rows only) and for each baseline on exactly those items."""
+    by_id = {it.id: it for it in items}
+    ok = [r for r in rows if r["status"] == "ok" and r["item_id"] in by_id]
+    truth = [by_id[r["item_id"]].hallucinated for r in ok]
+    ours = [bool(r["predicted_hallucinated"]) for r in ok]
+    metrics: dict[str, dict[str, Any]] = {}
+    entry = binary_metrics(truth, ours).to_dict()
+    entry["ci95_balanced_accuracy"] = list(bootstrap_ci(truth, ours))
+    metrics[judge_label] = entry
+    gaps: dict[str, Any] = {}
+    for name in BASELINES:
+        preds = [by_id[r["item_id"]].baselines[name] for r in ok if name in by_id[r["item_id"]].baselines]
+        if len(preds) != len(ok):
+            continue
+        e = binary_metrics(truth, preds).to_dict()
+        e["ci95_balanced_accuracy"] = list(bootstrap_ci(truth, preds))
+        metrics[name] = e
+        diff = (entry["balanced_accuracy"] or math.nan) - (e["balanced_accuracy"] or math.nan)
+        gaps[name] = {"ba_difference": diff, "ci95_paired": list(bootstrap_ci(truth, ours, y_other=preds))}
+    seconds = sum(r["usage"]["seconds"] for r in rows)
+    tokens = [r["usage"]["prompt_tokens"] + r["usage"]["completion_tokens"] for r in rows]
+    summary = {
+        "judge": judge_label,
+        "items_selected": len(items),
+        "items_judged": len(rows),
+        "ok": len(ok),
+        "errors": sum(r["status"] == "error" for r in rows),
+        "error_reasons": [r["reason"] for r in rows if r["status"] == "error"][:20],
+        "human_hallucinated_rate": (sum(truth) / len(truth)) if truth else None,
+        "judge_minus_baseline_ba": gaps,
+        "items_per_minute": (60 * len(rows) / seconds) if seconds else None,
+        "tokens_per_item": (sum(tokens) / len(tokens)) if tokens else None,
+        "prompt_tokens_per_item": (sum(r["usage"]["prompt_tokens"] for r in rows) / len(rows)) if rows else None,
+        "completion_tokens_per_item": (sum(r["usage"]["completion_tokens"] for r in rows) / len(rows)) if rows else None,
+    }
+    return MetaEvalReport(metrics=metrics, summary=summary, rows=list(rows))
+
+
+def format_meta_table(report: MetaEvalReport) -> str:
+    """Terminal table: one row per judge/baseline, on the same items, with the judge's cost below."""
+    from eval.report import format_table
+
+    rows = []
+    for name, m in report.metrics.items():
+        lo, hi = m["ci95_balanced_accuracy"]
+        rows.append([name, m["balanced_accuracy"], f"[{lo:.3f}, {hi:.3f}]", m["f1"], m["kappa"], m["n"]])
+    s = report.summary
+    lines = [
+        format_table(["detector", "bal_acc", "95% CI", "F1(halluc)", "kappa", "n"], rows, precision=3),
+        f"judge errors: {s['errors']} of {s['items_judged']} judged ({s['items_selected']} selected); "
+        f"human hallucinated rate {s['human_hallucinated_rate'] or 0:.3f}",
+    ]
+    if s["items_per_minute"]:
+        lines.append(
+            f"cost: {s['items_per_minute']:.2f} items/min, {s['tokens_per_item']:.0f} tokens/item "
+            f"({s['prompt_tokens_per_item']:.0f} prompt + {s['completion_tokens_per_item']:.0f} completion)"
+        )
+    for name in ("HHEM-2.1", "GPT-4o"):
+        g = s["judge_minus_baseline_ba"].get(name)
+        if g:
+            lo, hi = g["ci95_paired"]
+            lines.append(f"{s['judge']} - {name}: {g['ba_difference']:+.3f} balanced accuracy (paired 95% CI [{lo:+.3f}, {hi:+.3f}])")
+    return "\n".join(lines)

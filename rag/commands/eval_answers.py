@@ -1,0 +1,145 @@
+"""``rag eval faithfulness | judges | pairwise``: answer evaluation with LLM judges, the judges'
+meta-evaluation against FaithBench's human labels, and pairwise comparison of two systems' answers.
+Heavy imports happen inside the handlers, not at CLI start-up."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rag.cli import add_common_options, progress_enabled
+
+JUDGE_CHOICES = ("faithfulness", "answer_relevance", "context_relevance", "pointwise", "geval")
+
+
+def _llm_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llm-threads", type=int, metavar="N",
+                   help="llama.cpp threads (overrides llm.n_threads; 1 is much faster on a CPU shared with other work)")
+    p.add_argument("--max-retries", type=int, default=2, metavar="N",
+                   help="extra attempts when a judge's output does not parse (default: 2)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    f = subparsers.add_parser(
+        "faithfulness",
+        help="judge a question suite's answers (faithfulness, relevance, pointwise grades...)",
+        description="Run LLM judges over a JSONL suite of questions (optional reference, answer, contexts). "
+        "Absent answers are produced by the pipeline over --index.",
+    )
+    f.add_argument("--suite", required=True, metavar="FILE", help="questions JSONL (see data/sample_questions.jsonl)")
+    f.add_argument("--judge", dest="judges", action="append", choices=JUDGE_CHOICES, metavar="NAME",
+                   help=f"judge to run, repeatable (default: faithfulness, answer_relevance, context_relevance; "
+                   f"choices: {', '.join(JUDGE_CHOICES)})")
+    f.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-answers-<suite>)")
+    f.add_argument("--json", action="store_true", help="print the summary JSON instead of the table")
+    _llm_options(f)
+    add_common_options(f)
+    f.set_defaults(func=run_faithfulness)
+
+    j = subparsers.add_parser(
+        "judges",
+        help="meta-evaluate the faithfulness judge against FaithBench human labels",
+        description="Judge FaithBench items (stratified order, so --limit N is a stratified sample) and score the "
+        "judge and the baseline detectors stored in the data on the same items. Per-item rows are appended to "
+        "OUT/items.jsonl; rerunning with the same --out skips items already judged.",
+    )
+    j.add_argument("--faithbench", required=True, metavar="DIR", help="FaithBench folder (holds data_for_release/)")
+    j.add_argument("--limit", type=int, metavar="N", help="judge only the first N items of the stratified order")
+    j.add_argument("--batches", default="1-8", metavar="SPEC", help="batches to load, e.g. 1-8 or 1,3 (default: 1-8)")
+    j.add_argument("--aggregation", choices=("worst", "best", "majority"), default="worst",
+                   help="how annotators' labels are pooled (default: worst, as upstream)")
+    j.add_argument("--hallucinated", default="Questionable,Unwanted", metavar="LIST",
+                   help="pooled classes counted as hallucinated (default: Questionable,Unwanted)")
+    j.add_argument("--seed", type=int, default=0, help="seed of the stratified order (default: 0)")
+    j.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-judges-faithbench)")
+    j.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
+    _llm_options(j)
+    add_common_options(j)
+    j.set_defaults(func=run_judges)
+
+    p = subparsers.add_parser(
+        "pairwise",
+        help="compare two systems' answers on one suite (both orders; inconsistent = tie)",
+        description="Each input is a JSONL with id/question and answer (as written by `rag eval faithfulness`, "
+        "answers.jsonl). Every pair is judged in both orders; an inconsistent pair counts as a tie.",
+    )
+    p.add_argument("--a", required=True, metavar="FILE", help="system A's answers (JSONL)")
+    p.add_argument("--b", required=True, metavar="FILE", help="system B's answers (JSONL)")
+    p.add_argument("--length-control", action="store_true",
+                   help="also report the win rate with the length difference regressed out (verbosity bias)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-pairwise)")
+    p.add_argument("--json", action="store_true", help="print the summary JSON instead of the table")
+    _llm_options(p)
+    add_common_options(p)
+    p.set_defaults(func=run_pairwise)
+
+
+def _batches(spec: str) -> tuple[int, ...]:
+    from rag.errors import ConfigError
+
+    out: list[int] = []
+    try:
+        for part in spec.split(","):
+            lo, _, hi = part.partition("-")
+            out.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError as e:
+        raise ConfigError(f"--batches {spec!r}: expected e.g. 1-8 or 1,3,5") from e
+    return tuple(dict.fromkeys(out))
+
+
+def _llm(args: argparse.Namespace) -> Any:
+    from rag.config import load_config
+    from rag.llm import create_llm
+
+    overrides = {"llm": {"n_threads": args.llm_threads}} if args.llm_threads else None
+    config = load_config(args.config, overrides=overrides)
+    return config, create_llm(config.llm)
+
+
+def run_judges(args: argparse.Namespace) -> int:
+    from eval.faithbench import format_meta_table, load_faithbench, run_meta_eval, stratified_order
+    from eval.judges.base import CallOptions
+    from eval.judges.faithfulness import FaithfulnessJudge
+    from rag.errors import ConfigError
+
+    classes = tuple(c.strip() for c in args.hallucinated.split(",") if c.strip())
+    bad = [c for c in classes if c not in ("Benign", "Questionable", "Unwanted")]
+    if bad or not classes:
+        raise ConfigError(f"--hallucinated {args.hallucinated!r}: choose from Benign, Questionable, Unwanted")
+    items = load_faithbench(args.faithbench, batches=_batches(args.batches), aggregation=args.aggregation,
+                            hallucinated_classes=classes)  # type: ignore[arg-type]
+    items = stratified_order(items, seed=args.seed)[: args.limit]
+    _, llm = _llm(args)
+    judge = FaithfulnessJudge(llm, options=CallOptions(max_tokens=900, retries=args.max_retries))
+    out = Path(args.out or "runs/eval-judges-faithbench")
+    verbose = progress_enabled()
+
+    def on_item(i: int, total: int, row: dict[str, Any]) -> None:
+        if verbose or i % 10 == 0 or i == total:
+            u = row["usage"]
+            print(f"[{i}/{total}] {row['item_id']} {row['status']} score={row['score']} "
+                  f"human={'H' if row['human_hallucinated'] else 'C'} {u['seconds']:.0f}s "
+                  f"{u['prompt_tokens'] + u['completion_tokens']} tok", file=sys.stderr, flush=True)
+
+    report = run_meta_eval(items, judge, out_dir=out, judge_label=f"faithfulness ({llm.name})", on_item=on_item)
+    if args.json:
+        print(json.dumps(report.metrics, indent=2, sort_keys=True))
+    else:
+        print(format_meta_table(report))
+        print(f"wrote {out / 'metrics.json'}, {out / 'summary.json'}, {out / 'items.jsonl'}")
+    return 0
+
+
+def run_faithfulness(args: argparse.Namespace) -> int:
+    from eval.answers import run_suite_command
+
+    return run_suite_command(args, llm_factory=_llm, progress=progress_enabled())
+
+
+def run_pairwise(args: argparse.Namespace) -> int:
+    from eval.answers import run_pairwise_command
+
+    return run_pairwise_command(args, llm_factory=_llm, progress=progress_enabled())

@@ -1,0 +1,130 @@
+"""FaithBench: binarisation per its README, loader, stratified order, metric maths against sklearn,
+and the resumable meta-evaluation run with a deterministic judge."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, f1_score
+
+from eval.faithbench import (
+    BASELINES,
+    binarise,
+    binary_metrics,
+    bootstrap_ci,
+    load_faithbench,
+    run_meta_eval,
+    stratified_order,
+)
+from eval.judges.base import JudgeResult
+from rag.errors import EvalDataError
+
+
+def test_binarise_rules() -> None:
+    assert binarise([]) is False
+    assert binarise(["Benign"]) is False
+    assert binarise(["Questionable"]) is True
+    assert binarise(["Questionable"], hallucinated_classes=("Unwanted",)) is False
+    assert binarise(["Benign", "Unwanted", "Unwanted.Intrinsic"]) is True
+    assert binarise(["Benign", "Unwanted.Extrinsic"], aggregation="best") is False
+    # majority over the label set's severities: {Unwanted, Unwanted.Intrinsic, Benign} -> [3, 3, 1] -> 3
+    assert binarise(["Unwanted", "Unwanted.Intrinsic", "Benign"], aggregation="majority") is True
+    # a tie goes to the milder class (upstream's max(set(xs), key=xs.count) on ints)
+    assert binarise(["Benign", "Questionable"], aggregation="majority") is False
+    with pytest.raises(EvalDataError, match="unknown FaithBench label"):
+        binarise(["Wrong"])
+
+
+def test_loader_on_the_shared_data(shared_data: Path) -> None:
+    items = load_faithbench(shared_data / "faithbench")
+    assert len(items) == 400 and len({it.id for it in items}) == 400
+    assert sum(it.hallucinated for it in items) == 266  # worst pooling, {Questionable, Unwanted}
+    assert sum(it.hallucinated for it in load_faithbench(shared_data / "faithbench", hallucinated_classes=("Unwanted",))) == 232
+    assert all(set(it.baselines) == set(BASELINES) for it in items)
+    first = items[0]
+    assert first.id == "b1-0" and first.baselines["HHEM-2.1"] is False  # hhem-2.1 = 0.527 >= 0.5
+    assert not first.labels or first.hallucinated == binarise(first.labels)
+    with pytest.raises(EvalDataError, match="not found"):
+        load_faithbench(shared_data / "faithbench", batches=(99,))
+
+
+def test_stratified_order_prefixes_keep_the_label_ratio(shared_data: Path) -> None:
+    items = load_faithbench(shared_data / "faithbench")
+    order = stratified_order(items)
+    assert sorted(it.id for it in order) == sorted(it.id for it in items)
+    rate = sum(it.hallucinated for it in items) / len(items)
+    for n in (10, 40, 80):
+        assert abs(sum(it.hallucinated for it in order[:n]) - rate * n) <= 1
+    assert [it.id for it in stratified_order(items)] == [it.id for it in order]
+
+
+def test_binary_metrics_match_sklearn() -> None:
+    rng = random.Random(3)
+    for _ in range(25):
+        n = rng.randint(5, 60)
+        t = [rng.random() < 0.6 for _ in range(n)]
+        p = [rng.random() < 0.5 for _ in range(n)]
+        if len(set(t)) < 2:
+            continue
+        m = binary_metrics(t, p)
+        assert m.balanced_accuracy == pytest.approx(balanced_accuracy_score(t, p))
+        assert m.f1 == pytest.approx(f1_score(t, p, zero_division=0))
+        assert m.kappa == pytest.approx(cohen_kappa_score(t, p))
+        assert m.n == n and m.tp + m.fp + m.fn + m.tn == n
+
+
+def test_binary_metrics_edge_cases() -> None:
+    m = binary_metrics([True, True, False, False], [False, False, False, False])
+    assert m.balanced_accuracy == 0.5 and m.f1 == 0.0 and m.kappa == 0.0
+    perfect = binary_metrics([True, False], [True, False])
+    assert (perfect.balanced_accuracy, perfect.f1, perfect.kappa) == (1.0, 1.0, 1.0)
+    assert binary_metrics([True, True], [True, False]).balanced_accuracy == 0.5  # one class present
+    assert binary_metrics([True, True], [True, True]).to_dict()["kappa"] is None  # chance agreement 1
+    with pytest.raises(ValueError):
+        binary_metrics([True], [])
+
+
+def test_bootstrap_ci_brackets_the_estimate() -> None:
+    rng = random.Random(0)
+    t = [rng.random() < 0.5 for _ in range(200)]
+    p = [x if rng.random() < 0.8 else not x for x in t]
+    lo, hi = bootstrap_ci(t, p)
+    assert lo < binary_metrics(t, p).balanced_accuracy < hi and hi - lo < 0.2
+    dlo, dhi = bootstrap_ci(t, p, y_other=p)
+    assert dlo == dhi == 0.0
+
+
+class CountingJudge:
+    """Says 'hallucinated' when the summary is longer than the source; fails on one chosen item."""
+
+    name = "counting"
+
+    def __init__(self, fail_id: str | None = None) -> None:
+        self.seen: list[str] = []
+        self.fail_id = fail_id
+
+    def judge(self, answer: str, contexts: list[str], *, item_id: str = "") -> JudgeResult:
+        self.seen.append(item_id)
+        if item_id == self.fail_id:
+            return JudgeResult(self.name, item_id, "error", None, "could not parse")
+        return JudgeResult(self.name, item_id, "ok", 0.5 if len(answer) > len(contexts[0]) else 1.0, "r")
+
+
+def test_meta_eval_is_resumable_and_scores_baselines_on_the_same_items(shared_data: Path, tmp_path: Path) -> None:
+    items = stratified_order(load_faithbench(shared_data / "faithbench", batches=(1,)))[:12]
+    first = CountingJudge(fail_id=items[3].id)
+    report = run_meta_eval(items[:8], first, out_dir=tmp_path, judge_label="ours")
+    assert len(first.seen) == 8 and report.summary["errors"] == 1
+    assert report.metrics["ours"]["n"] == 7 and report.metrics["GPT-4o"]["n"] == 7
+    second = CountingJudge()
+    report = run_meta_eval(items, second, out_dir=tmp_path, judge_label="ours")
+    assert second.seen == [items[3].id, *[it.id for it in items[8:]]]  # the error is retried, done items skipped
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics) == {"ours", *BASELINES}
+    assert all({"balanced_accuracy", "f1", "kappa", "n"} <= set(m) for m in metrics.values())
+    assert all(m["n"] == 12 for m in metrics.values()) and report.summary["errors"] == 0
+    ok = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
+    assert len(ok) == 13 and {"reason", "usage", "human_hallucinated", "predicted_hallucinated"} <= set(ok[0])
