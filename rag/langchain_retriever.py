@@ -57,9 +57,7 @@ class RagtrailRetriever(BaseRetriever):
     def _hits(self, query: str) -> list[Hit]:
         filters = Filters.of(self.source_glob)
         if hasattr(self.searcher, "search_many") and hasattr(self.searcher, "retrievers"):
-            return self.searcher.search_many(
-                [query], k=self.k, mode=self.mode, rerank=self.rerank, filters=filters
-            )[0]
+            return self.searcher.search_many([query], k=self.k, mode=self.mode, rerank=self.rerank, filters=filters)[0]
         return self.searcher.search(query, k=self.k, filters=filters)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:

@@ -235,8 +235,9 @@ class Pipeline:
         if top_k is not None:
             config = replace(config, top_k=top_k)
         llm = self.llm
-        return build_prompt(question, hits, config=config, count_tokens=llm.count_tokens,
-                            context_window=llm.context_window)
+        return build_prompt(
+            question, hits, config=config, count_tokens=llm.count_tokens, context_window=llm.context_window
+        )
 
     def ask(
         self,
@@ -284,18 +285,15 @@ class Pipeline:
             if on_token is not None:
                 on_token(NOT_IN_DOCUMENTS)
             return NOT_IN_DOCUMENTS, "no_sources"
-        options = {
-            "max_tokens": self.config.prompt.answer_tokens,
-            "temperature": self.config.llm.temperature,
-            "seed": self.config.llm.seed,
-        }
+        max_tokens = self.config.prompt.answer_tokens
+        temperature, seed = self.config.llm.temperature, self.config.llm.seed
         start = time.perf_counter()
         if on_token is None:
-            completion = self.llm.complete(prompt.messages, **options)
+            completion = self.llm.complete(prompt.messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
             timings["generate"] = (time.perf_counter() - start) * 1000.0
             return completion.text, completion.finish_reason
         pieces: list[str] = []
-        for piece in self.llm.stream(prompt.messages, **options):
+        for piece in self.llm.stream(prompt.messages, max_tokens=max_tokens, temperature=temperature, seed=seed):
             if not pieces:
                 timings["first_token"] = (time.perf_counter() - start) * 1000.0
             pieces.append(piece)

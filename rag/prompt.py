@@ -138,9 +138,7 @@ def _longest_fitting(text: str, cuts: list[int], max_tokens: int, count_tokens: 
     return best
 
 
-def context_budget(
-    *, context_window: int, answer_tokens: int, max_context_tokens: int, overhead_tokens: int
-) -> int:
+def context_budget(*, context_window: int, answer_tokens: int, max_context_tokens: int, overhead_tokens: int) -> int:
     """Tokens left for sources: the window minus answer, instructions, question and a safety margin."""
     free = context_window - answer_tokens - overhead_tokens - SAFETY_TOKENS
     if free <= MIN_TRIMMED_TOKENS:
@@ -198,8 +196,9 @@ def build_prompt(
         overhead_tokens=overhead,
     )
     selected = list(hits)[: config.top_k]
-    cleaned = [neutralize_instructions(h.chunk.text) if config.neutralize_instructions else (h.chunk.text, 0)
-               for h in selected]
+    cleaned = [
+        neutralize_instructions(h.chunk.text) if config.neutralize_instructions else (h.chunk.text, 0) for h in selected
+    ]
     removed = {h.chunk.id: n for h, (_t, n) in zip(selected, cleaned, strict=True)}
     kept, dropped = fit_passages(selected, budget=budget, count_tokens=count_tokens, texts=[t for t, _n in cleaned])
     passages = [
@@ -212,6 +211,6 @@ def build_prompt(
         {"role": "user", "content": QUESTION_TEMPLATE.format(sources=sources, question=question)},
     ]
     prompt_tokens = sum(count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
-    return Prompt(messages=messages, passages=passages, dropped=dropped, context_budget=budget,
-                  prompt_tokens=prompt_tokens)
-
+    return Prompt(
+        messages=messages, passages=passages, dropped=dropped, context_budget=budget, prompt_tokens=prompt_tokens
+    )

@@ -51,7 +51,9 @@ class RerankStatus:
         return {"enabled": self.enabled, "model": self.model, "path": self.path, "reason": self.reason}
 
 
-def apply_scores(hits: Sequence[Hit], scores: Sequence[float], *, top_k: int, stage: str = "rerank") -> list[Hit]:
+def apply_scores(
+    hits: Sequence[Hit], scores: Sequence[float] | np.ndarray, *, top_k: int, stage: str = "rerank"
+) -> list[Hit]:
     """Re-sort ``hits`` by ``scores`` (ties by chunk id), keep ``top_k``, record the stage score and rank."""
     if len(hits) != len(scores):
         raise ValueError(f"{len(hits)} hits but {len(scores)} scores")
@@ -59,8 +61,11 @@ def apply_scores(hits: Sequence[Hit], scores: Sequence[float], *, top_k: int, st
     ranked = sort_scored([(h.chunk.id, float(s)) for h, s in zip(hits, scores, strict=True)])[: max(top_k, 0)]
     return [
         Hit(
-            chunk=by_id[cid].chunk, score=s, rank=r,
-            scores={**by_id[cid].scores, stage: s}, ranks={**by_id[cid].ranks, stage: r},
+            chunk=by_id[cid].chunk,
+            score=s,
+            rank=r,
+            scores={**by_id[cid].scores, stage: s},
+            ranks={**by_id[cid].ranks, stage: r},
         )
         for r, (cid, s) in enumerate(ranked, start=1)
     ]
@@ -103,7 +108,7 @@ class CrossEncoderReranker:
 
             try:
                 self._model = CrossEncoder(self.model_name, max_length=self.max_length, device=self.device)
-            except Exception as e:  # noqa: BLE001 - any load failure becomes one clear message
+            except Exception as e:
                 raise ModelError(
                     f"reranker model {self.model_name!r} could not be loaded: {e}; "
                     "set rerank.model to a CrossEncoder path or null to turn reranking off"
@@ -117,7 +122,7 @@ class CrossEncoderReranker:
         if not pairs:
             return np.zeros(0)
         raw = self.model.predict(
-            [list(p) for p in pairs], batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
+            [(q, d) for q, d in pairs], batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
         )
         return _as_relevance(raw)
 

@@ -51,7 +51,9 @@ class QueryEncoder(Protocol):
 class Retriever(Protocol):
     name: str
 
-    def search(self, query: str, *, k: int, filters: Filters | None = None, timings: Timings | None = None) -> list[Hit]: ...
+    def search(
+        self, query: str, *, k: int, filters: Filters | None = None, timings: Timings | None = None
+    ) -> list[Hit]: ...
 
     def search_many(
         self, queries: Sequence[str], *, k: int, filters: Filters | None = None, timings: Timings | None = None
@@ -109,7 +111,10 @@ class SentenceTransformerEncoder:
 
         model = load_embedder(self.model_name, self.device)
         vectors = model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
@@ -157,7 +162,9 @@ class _IndexRetriever:
         self.index = index
         self._masks = _MaskCache(index.chunks)
 
-    def search(self, query: str, *, k: int, filters: Filters | None = None, timings: Timings | None = None) -> list[Hit]:
+    def search(
+        self, query: str, *, k: int, filters: Filters | None = None, timings: Timings | None = None
+    ) -> list[Hit]:
         return self.search_many([query], k=k, filters=filters, timings=timings)[0]
 
     def search_many(
@@ -173,14 +180,18 @@ class _IndexRetriever:
         rows = self._rows(queries, k, mask, timings)
         return [rows_to_hits(self.index.chunks, r, self.name, k) for r in rows]
 
-    def _rows(self, queries: Sequence[str], k: int, mask: np.ndarray | None, timings: Timings | None) -> list[RowScores]:
+    def _rows(
+        self, queries: Sequence[str], k: int, mask: np.ndarray | None, timings: Timings | None
+    ) -> list[RowScores]:
         raise NotImplementedError
 
 
 class BM25Retriever(_IndexRetriever):
     name = "bm25"
 
-    def _rows(self, queries: Sequence[str], k: int, mask: np.ndarray | None, timings: Timings | None) -> list[RowScores]:
+    def _rows(
+        self, queries: Sequence[str], k: int, mask: np.ndarray | None, timings: Timings | None
+    ) -> list[RowScores]:
         with timed(timings, "bm25"):
             return self.index.bm25_search(list(queries), k, allowed=mask)
 
@@ -193,7 +204,9 @@ class DenseRetriever(_IndexRetriever):
         self.encoder = encoder or SentenceTransformerEncoder(index.embedding_model)
         self._loaded = False
 
-    def _rows(self, queries: Sequence[str], k: int, mask: np.ndarray | None, timings: Timings | None) -> list[RowScores]:
+    def _rows(
+        self, queries: Sequence[str], k: int, mask: np.ndarray | None, timings: Timings | None
+    ) -> list[RowScores]:
         load = getattr(self.encoder, "load", None)
         if load is not None and not self._loaded:
             with timed(timings, "load"):
@@ -221,7 +234,9 @@ class HybridRetriever:
         scale = 2.0 if self.config.fusion == "rrf" else 1.0
         self.weights = {"bm25": scale * (1.0 - w), "dense": scale * w}
 
-    def search(self, query: str, *, k: int, filters: Filters | None = None, timings: Timings | None = None) -> list[Hit]:
+    def search(
+        self, query: str, *, k: int, filters: Filters | None = None, timings: Timings | None = None
+    ) -> list[Hit]:
         return self.search_many([query], k=k, filters=filters, timings=timings)[0]
 
     def search_many(
@@ -237,9 +252,16 @@ class HybridRetriever:
         merged: dict[str, Hit] = {}
         for hit in (*sparse, *dense):
             prev = merged.get(hit.chunk.id)
-            merged[hit.chunk.id] = hit if prev is None else Hit(
-                chunk=hit.chunk, score=hit.score, rank=hit.rank,
-                scores={**prev.scores, **hit.scores}, ranks={**prev.ranks, **hit.ranks},
+            merged[hit.chunk.id] = (
+                hit
+                if prev is None
+                else Hit(
+                    chunk=hit.chunk,
+                    score=hit.score,
+                    rank=hit.rank,
+                    scores={**prev.scores, **hit.scores},
+                    ranks={**prev.ranks, **hit.ranks},
+                )
             )
         rankings = {
             "bm25": [(h.chunk.id, h.score) for h in sparse],
@@ -248,8 +270,11 @@ class HybridRetriever:
         fused = fuse(self.config.fusion, rankings, rrf_k=self.config.rrf_k, weights=self.weights)[:k]
         return [
             Hit(
-                chunk=merged[cid].chunk, score=score, rank=rank,
-                scores={**merged[cid].scores, "fusion": score}, ranks={**merged[cid].ranks, "fusion": rank},
+                chunk=merged[cid].chunk,
+                score=score,
+                rank=rank,
+                scores={**merged[cid].scores, "fusion": score},
+                ranks={**merged[cid].ranks, "fusion": rank},
             )
             for rank, (cid, score) in enumerate(fused, start=1)
         ]

@@ -35,10 +35,15 @@ def _add_query_options(p: argparse.ArgumentParser, *, json_help: str) -> None:
     add_common_options(p)
     p.add_argument("--top-k", type=_positive_int, metavar="N", help="passages to keep (default: prompt.top_k)")
     p.add_argument("--mode", choices=MODES, help="retriever (default: retrieval.mode)")
-    p.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
-                   help="cross-encoder reranking (default: on when a reranker is configured and present)")
-    p.add_argument("--source", action="append", metavar="GLOB",
-                   help="only search documents whose path matches GLOB (repeatable)")
+    p.add_argument(
+        "--rerank",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="cross-encoder reranking (default: on when a reranker is configured and present)",
+    )
+    p.add_argument(
+        "--source", action="append", metavar="GLOB", help="only search documents whose path matches GLOB (repeatable)"
+    )
     p.add_argument("--json", action="store_true", help=json_help)
 
 

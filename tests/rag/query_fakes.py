@@ -89,8 +89,9 @@ class ScriptedLLM:
     def count_tokens(self, text: str) -> int:
         return count_words(text)
 
-    def complete(self, messages, *, max_tokens=512, temperature=0.0, seed=0, json_schema=None, top_logprobs=0,
-                 stop=None):
+    def complete(
+        self, messages, *, max_tokens=512, temperature=0.0, seed=0, json_schema=None, top_logprobs=0, stop=None
+    ):
         from rag.llm import Completion
 
         self.seen.append(list(messages))
@@ -98,5 +99,4 @@ class ScriptedLLM:
 
     def stream(self, messages, *, max_tokens=512, temperature=0.0, seed=0, stop=None) -> Iterator[str]:
         self.seen.append(list(messages))
-        for piece in re.findall(r"\S+\s*", self.reply):
-            yield piece
+        yield from re.findall(r"\S+\s*", self.reply)

@@ -54,8 +54,11 @@ def test_min_max_normalize_edges():
 
 def test_weighted_fusion_normalises_each_list():
     # bm25 scores are unbounded, cosine scores are in [-1, 1]; after min-max both span [0, 1]
-    out = dict(weighted_fusion({"bm25": [("x", 30.0), ("y", 10.0)], "dense": [("y", 0.9), ("z", 0.5)]},
-                               weights={"bm25": 0.5, "dense": 0.5}))
+    out = dict(
+        weighted_fusion(
+            {"bm25": [("x", 30.0), ("y", 10.0)], "dense": [("y", 0.9), ("z", 0.5)]}, weights={"bm25": 0.5, "dense": 0.5}
+        )
+    )
     assert out == {"x": pytest.approx(0.5), "y": pytest.approx(0.5), "z": pytest.approx(0.0)}
 
 

@@ -83,7 +83,9 @@ def test_search_many_matches_search():
     pipe = _pipeline()
     queries = ["annual leave", "robot sales", "factory"]
     many = pipe.search_many(queries, k=2)
-    assert [[h.chunk.id for h in hs] for hs in many] == [[h.chunk.id for h in pipe.search(q, k=2).hits] for q in queries]
+    assert [[h.chunk.id for h in hs] for hs in many] == [
+        [h.chunk.id for h in pipe.search(q, k=2).hits] for q in queries
+    ]
 
 
 def test_filters_restrict_sources():

@@ -81,8 +81,9 @@ def test_hybrid_weighted_fusion(index):
 
 def test_hybrid_rejects_a_weight_outside_0_1(index):
     with pytest.raises(ValueError, match="dense_weight"):
-        HybridRetriever(BM25Retriever(index), DenseRetriever(index, HashEncoder()),
-                        config=RetrievalConfig(dense_weight=1.5))
+        HybridRetriever(
+            BM25Retriever(index), DenseRetriever(index, HashEncoder()), config=RetrievalConfig(dense_weight=1.5)
+        )
 
 
 def test_filters_become_an_allowed_mask_before_fusion(index):
