@@ -3,12 +3,16 @@ context, score = supported / total. Unlike RAGAS' two calls (statements, then NL
 constrained-JSON call lists the claims *and* their verdicts: half the prefill, and the fixed prefix
 (system prompt + few-shot example) is identical across items, so llama.cpp's prefix cache reuses it.
 
-A sample is predicted *hallucinated* when any claim is unsupported (score < 1).
+``granularity="sentences"`` is the cheap variant: the answer is split into sentences here (no claim
+extraction by the model) and the judge writes only a verdict and a short note per sentence — about a
+sixth of the output tokens, which dominate the cost on a CPU. A sample is predicted *hallucinated*
+when any claim/sentence is unsupported (score < 1).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,7 +30,9 @@ from eval.judges.base import (
 from rag.errors import JudgeError
 
 Verdict = Literal["supported", "unsupported"]
+Granularity = Literal["claims", "sentences"]
 MAX_CLAIMS = 10
+MAX_SENTENCES = 16
 
 SYSTEM = """You are a strict fact-checker. You get a CONTEXT and an ANSWER.
 Split the ANSWER into short atomic claims (one fact each; at most 10). For each claim, first quote \
@@ -73,6 +79,93 @@ SCHEMA: dict[str, Any] = {
     "required": ["claims"],
 }
 
+
+SENTENCE_SYSTEM = """You are a strict fact-checker. You get a CONTEXT and the numbered SENTENCES of an \
+answer. For every sentence, in order, give the verdict:
+- "supported": every detail of the sentence is stated in the CONTEXT or follows directly from it.
+- "unsupported": some detail (name, number, date, place, cause, time, opinion) is not in the CONTEXT \
+or differs from it.
+Then a note: for an unsupported sentence, the unsupported detail in a few words; otherwise "".
+Use only the CONTEXT, never your own knowledge. Reply with JSON only."""
+
+SENTENCE_EXAMPLE_USER = """CONTEXT:
+[1] The Riverside Library opened in 1998. It holds about 40,000 books and is closed on Mondays.
+
+SENTENCES:
+1. The Riverside Library, which opened in 1998, holds roughly 40,000 books.
+2. It is closed on weekends and was funded by the city."""
+
+SENTENCE_EXAMPLE_REPLY: dict[str, Any] = {
+    "sentences": [
+        {"verdict": "supported", "note": ""},
+        {"verdict": "unsupported", "note": "closed on Mondays, not weekends; funding not mentioned"},
+    ]
+}
+_ABBREVIATION = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|vs|etc|e\.g|i\.e|No)|\b[A-Z])\.$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])")
+
+
+def split_sentences(text: str, *, limit: int = MAX_SENTENCES) -> list[str]:
+    """Sentences of ``text`` (split after . ! ? before an upper-case start; line breaks too); the
+    tail beyond ``limit`` is kept in the last one so nothing goes unjudged."""
+    parts: list[str] = []
+    for line in text.splitlines():
+        for piece in (p.strip() for p in _SENTENCE_END.split(line)):
+            if not piece:
+                continue
+            if parts and _ABBREVIATION.search(parts[-1]) and not parts[-1].endswith("\n"):
+                parts[-1] = f"{parts[-1]} {piece}"
+            else:
+                parts.append(piece)
+    if len(parts) > limit:
+        parts = [*parts[: limit - 1], " ".join(parts[limit - 1 :])]
+    return parts
+
+
+def sentence_schema(n: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "sentences": {
+                "type": "array",
+                "minItems": n,
+                "maxItems": n,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "verdict": {"type": "string", "enum": ["supported", "unsupported"]},
+                        "note": {"type": "string", "maxLength": 120},
+                    },
+                    "required": ["verdict", "note"],
+                },
+            }
+        },
+        "required": ["sentences"],
+    }
+
+
+def build_sentence_messages(sentences: list[str], contexts: tuple[str, ...] | list[str]) -> list[Message]:
+    numbered = "\n".join(f"{i}. {s}" for i, s in enumerate(sentences, 1))
+    return [
+        {"role": "system", "content": SENTENCE_SYSTEM},
+        {"role": "user", "content": SENTENCE_EXAMPLE_USER},
+        {"role": "assistant", "content": json.dumps(SENTENCE_EXAMPLE_REPLY)},
+        {"role": "user", "content": f"CONTEXT:\n{format_contexts(contexts)}\n\nSENTENCES:\n{numbered}"},
+    ]
+
+
+def parse_sentence_verdicts(data: dict[str, Any], sentences: list[str]) -> FaithfulnessVerdict:
+    raw = data.get("sentences")
+    if not isinstance(raw, list) or len(raw) != len(sentences):
+        raise JudgeError(f"expected {len(sentences)} sentence verdict(s), got {raw!r:.80}")
+    claims = []
+    for i, (item, sentence) in enumerate(zip(raw, sentences, strict=True)):
+        verdict = item.get("verdict") if isinstance(item, dict) else None
+        if verdict not in ("supported", "unsupported"):
+            raise JudgeError(f"sentence {i + 1} verdict {verdict!r} is not 'supported' or 'unsupported'")
+        note = item.get("note", "")
+        claims.append(Claim(sentence, verdict, note.strip() if isinstance(note, str) else ""))
+    return FaithfulnessVerdict(tuple(claims))
 
 @dataclass(frozen=True)
 class Claim:
@@ -129,30 +222,47 @@ class FaithfulnessJudge:
 
     name = "faithfulness"
 
-    def __init__(self, llm: ChatLLM, *, options: CallOptions | None = None) -> None:
+    def __init__(
+        self, llm: ChatLLM, *, granularity: Granularity = "claims", options: CallOptions | None = None
+    ) -> None:
         self.llm = llm
+        self.granularity = granularity
         self.options = options or CallOptions(max_tokens=900)
+
+    def _verdict(self, answer: str, contexts: tuple[str, ...] | list[str], usage: Usage) -> FaithfulnessVerdict:
+        if self.granularity == "sentences":
+            sentences = split_sentences(answer)
+            verdict, _ = call_json(
+                self.llm,
+                build_sentence_messages(sentences, contexts),
+                schema=sentence_schema(len(sentences)),
+                parse=lambda d: parse_sentence_verdicts(d, sentences),
+                options=self.options,
+                usage=usage,
+            )
+            return verdict
+        verdict, _ = call_json(
+            self.llm, build_messages(answer, contexts), schema=SCHEMA, parse=parse_verdict,
+            options=self.options, usage=usage,
+        )
+        return verdict
 
     def judge(self, answer: str, contexts: tuple[str, ...] | list[str], *, item_id: str = "") -> JudgeResult:
         usage = Usage()
         if not answer.strip():
             return error_result(self.name, item_id, "empty answer: nothing to verify", usage)
         try:
-            verdict, _ = call_json(
-                self.llm,
-                build_messages(answer, contexts),
-                schema=SCHEMA,
-                parse=parse_verdict,
-                options=self.options,
-                usage=usage,
-            )
+            verdict = self._verdict(answer, contexts, usage)
         except JudgeError as e:
             return error_result(self.name, item_id, str(e), usage)
         unsupported = verdict.unsupported
+        unit = "claim" if self.granularity == "claims" else "sentence"
         reason = (
-            f"{len(verdict.claims)} claim(s), all supported"
+            f"{len(verdict.claims)} {unit}(s), all supported"
             if not unsupported
-            else f"{len(unsupported)}/{len(verdict.claims)} unsupported: " + " | ".join(unsupported)
+            else f"{len(unsupported)}/{len(verdict.claims)} unsupported: "
+            + " | ".join(f"{c.text} ({c.evidence})" if c.evidence else c.text
+                         for c in verdict.claims if c.verdict == "unsupported")
         )
         return JudgeResult(
             judge=self.name,
@@ -161,6 +271,7 @@ class FaithfulnessJudge:
             score=verdict.score,
             reason=reason,
             details={
+                "granularity": self.granularity,
                 "claims": [{"claim": c.text, "evidence": c.evidence, "verdict": c.verdict} for c in verdict.claims],
                 "unsupported": unsupported,
                 "hallucinated": bool(unsupported),

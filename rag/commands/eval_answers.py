@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     j.add_argument("--hallucinated", default="Questionable,Unwanted", metavar="LIST",
                    help="pooled classes counted as hallucinated (default: Questionable,Unwanted)")
     j.add_argument("--seed", type=int, default=0, help="seed of the stratified order (default: 0)")
+    j.add_argument("--granularity", choices=("sentences", "claims"), default="sentences",
+                   help="what the faithfulness judge verifies: the answer's sentences (cheap, default) or "
+                   "LLM-extracted atomic claims with evidence (RAGAS definition, ~6x the output tokens)")
     j.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-judges-faithbench)")
     j.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
     _llm_options(j)
@@ -113,7 +116,8 @@ def run_judges(args: argparse.Namespace) -> int:
                             hallucinated_classes=classes)  # type: ignore[arg-type]
     items = stratified_order(items, seed=args.seed)[: args.limit]
     _, llm = _llm(args)
-    judge = FaithfulnessJudge(llm, options=CallOptions(max_tokens=900, retries=args.max_retries))
+    judge = FaithfulnessJudge(llm, granularity=args.granularity,
+                              options=CallOptions(max_tokens=900, retries=args.max_retries))
     out = Path(args.out or "runs/eval-judges-faithbench")
     verbose = progress_enabled()
 
@@ -124,7 +128,7 @@ def run_judges(args: argparse.Namespace) -> int:
                   f"human={'H' if row['human_hallucinated'] else 'C'} {u['seconds']:.0f}s "
                   f"{u['prompt_tokens'] + u['completion_tokens']} tok", file=sys.stderr, flush=True)
 
-    report = run_meta_eval(items, judge, out_dir=out, judge_label=f"faithfulness ({llm.name})", on_item=on_item)
+    report = run_meta_eval(items, judge, out_dir=out, judge_label=f"faithfulness[{args.granularity}] ({llm.name})", on_item=on_item)
     if args.json:
         print(json.dumps(report.metrics, indent=2, sort_keys=True))
     else:

@@ -134,3 +134,24 @@ def test_registry_builds_every_judge() -> None:
         assert hasattr(judge, "run")
     with pytest.raises(ValueError, match="unknown judge"):
         build_judge("nope", FakeLLM())  # type: ignore[arg-type]
+
+
+def test_sentence_granularity_splits_here_and_parses_one_verdict_per_sentence() -> None:
+    from eval.judges.faithfulness import parse_sentence_verdicts, sentence_schema, split_sentences
+
+    text = 'Mr. Smith opened the library in 1998. It holds 40,000 books! Dr. J. Doe runs it.\nFunded by "the city".'
+    sentences = split_sentences(text)
+    assert sentences == ["Mr. Smith opened the library in 1998.", "It holds 40,000 books!", "Dr. J. Doe runs it.",
+                         'Funded by "the city".']
+    assert len(split_sentences(" ".join(f"S{i}." for i in range(30)), limit=5)) == 5
+    schema = sentence_schema(2)["properties"]["sentences"]
+    assert schema["minItems"] == schema["maxItems"] == 2
+    reply = {"sentences": [{"verdict": "supported", "note": ""}, {"verdict": "unsupported", "note": "no funding"}]}
+    v = parse_sentence_verdicts(reply, ["a.", "b."])
+    assert v.score == 0.5 and v.unsupported == ["b."]
+    with pytest.raises(JudgeError, match="expected 3"):
+        parse_sentence_verdicts(reply, ["a.", "b.", "c."])
+    llm = FakeLLM([reply])
+    r = FaithfulnessJudge(llm, granularity="sentences").judge("The library opened. The city funded it.", ["ctx"])
+    assert r.status == "ok" and r.details["unsupported"] == ["The city funded it."] and "no funding" in r.reason
+    assert "1. The library opened.\n2. The city funded it." in llm.calls[0]["messages"][-1]["content"]
