@@ -8,9 +8,10 @@ cleaned document, so ``text == document[start:end]`` and the page and heading pa
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from rag.config import ChunkingConfig
 from rag.types import Chunk
 
 HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
+SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] count against the model's max_seq_length
 
 
@@ -46,15 +48,10 @@ class Chunker:
 
         self.config = config
         self.chunk_tokens = effective_chunk_tokens(config, max_tokens)
-        overlap = min(config.overlap_tokens, self.chunk_tokens // 2)
-        self._count = _token_counter(tokenizer)
-        self._splitter = RecursiveCharacterTextSplitter(
-            chunk_size=self.chunk_tokens,
-            chunk_overlap=overlap,
-            length_function=self._count,
-            separators=["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""],
-            keep_separator="end",
-        )
+        self.overlap = min(config.overlap_tokens, self.chunk_tokens // 2)
+        self._count = TokenCounter(tokenizer)
+        self._splitters: dict[int, RecursiveCharacterTextSplitter] = {}
+        self._splitter_class = RecursiveCharacterTextSplitter
         self._headings = MarkdownHeaderTextSplitter(HEADINGS, strip_headers=False)
 
     def split(self, doc: CleanDocument) -> list[Piece]:
@@ -73,19 +70,52 @@ class Chunker:
         pieces: list[Piece] = []
         cursor = 0
         for section_text, heading in sections:
+            spans: list[tuple[int, int]] = []
+            self._count.focus(section_text)
             for part in self._split_section(section_text):
                 located = locate(doc.text, part, cursor)
-                if located is None:
-                    continue
-                start, end = located
-                pieces.append(Piece(doc.text[start:end], start, end, heading))
-                cursor = start + 1
+                if located is not None:
+                    spans.append(located)
+                    cursor = located[0] + 1
+            pieces += [Piece(doc.text[a:b], a, b, heading) for a, b in self._merge_small(doc.text, spans)]
         return pieces
 
+    def _merge_small(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Join neighbouring pieces while the joined slice still fits the budget.
+
+        LangChain's recursive splitter leaves a short piece on its own whenever the next one is too
+        long (a title before its abstract, the tail of a section); those make poor chunks.
+        """
+        merged: list[tuple[int, int]] = []
+        if len(spans) > 1:
+            self._count.focus(text)
+        for start, end in spans:
+            if merged and end > merged[-1][1] and self._count(text[merged[-1][0] : end]) <= self.chunk_tokens:
+                merged[-1] = (merged[-1][0], end)
+            else:
+                merged.append((start, end))
+        return merged
+
     def _split_section(self, text: str) -> list[str]:
-        if self._count(text) <= self.chunk_tokens:
+        """Split into chunks of balanced size: a 300-token section becomes two of ~150 + overlap,
+        not one of 254 and a 46-token tail."""
+        tokens = self._count(text)
+        if tokens <= self.chunk_tokens:
             return [text] if text.strip() else []
-        return [t for t in self._splitter.split_text(text) if t.strip()]
+        parts = math.ceil(tokens / max(self.chunk_tokens - self.overlap, 1))
+        target = min(self.chunk_tokens, math.ceil(tokens / parts) + self.overlap)
+        return [t for t in self._splitter(target).split_text(text) if t.strip()]
+
+    def _splitter(self, size: int) -> Any:
+        if size not in self._splitters:
+            self._splitters[size] = self._splitter_class(
+                chunk_size=size,
+                chunk_overlap=min(self.overlap, size // 2),
+                length_function=self._count,
+                separators=SEPARATORS,
+                keep_separator="end",
+            )
+        return self._splitters[size]
 
 
 def _page_spans(doc: CleanDocument) -> list[tuple[int, int]]:
@@ -103,29 +133,45 @@ def effective_chunk_tokens(config: ChunkingConfig, max_tokens: int | None) -> in
     return max(size, 8)
 
 
-def _token_counter(tokenizer: Any) -> Callable[[str], int]:
-    """Token count without special tokens, padding or truncation.
+class TokenCounter:
+    """Token counts (no special tokens, no padding, no truncation) for LangChain's ``length_function``.
 
-    Uses a private copy of the fast (Rust) tokenizer when there is one: the shared one carries
-    whatever padding/truncation state the last ``encode`` call left on it.
+    The splitter asks for the length of many substrings of one section. After :meth:`focus` the
+    section is encoded once, with character offsets, and a substring's count is read off those
+    offsets by bisection (exact, since WordPiece tokens never cross the whitespace and punctuation
+    the splitter cuts at). Other strings are encoded directly. A private copy of the fast tokenizer
+    is used: the shared one carries whatever padding/truncation state its last caller left on it.
     """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        from tokenizers import Tokenizer
 
-        private = Tokenizer.from_str(backend.to_str())
-        private.no_padding()
-        private.no_truncation()
+    def __init__(self, tokenizer: Any) -> None:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._fast: Any = None
+        if backend is not None:
+            from tokenizers import Tokenizer
 
-        def count_fast(text: str) -> int:
-            return len(private.encode(text, add_special_tokens=False).ids)
+            self._fast = Tokenizer.from_str(backend.to_str())
+            self._fast.no_padding()
+            self._fast.no_truncation()
+        self._tokenizer = tokenizer
+        self._text = ""
+        self._starts: list[int] = []
+        self._ends: list[int] = []
 
-        return count_fast
+    def focus(self, text: str) -> None:
+        if self._fast is None or text == self._text:
+            return
+        offsets = self._fast.encode(text, add_special_tokens=False).offsets
+        self._text = text
+        self._starts = [a for a, _ in offsets]
+        self._ends = [b for _, b in offsets]
 
-    def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False, verbose=False))
-
-    return count
+    def __call__(self, text: str) -> int:
+        at = self._text.find(text) if text and self._text else -1
+        if at >= 0:
+            return bisect.bisect_right(self._ends, at + len(text)) - bisect.bisect_left(self._starts, at)
+        if self._fast is not None:
+            return len(self._fast.encode(text, add_special_tokens=False).ids)
+        return len(self._tokenizer.encode(text, add_special_tokens=False, verbose=False))
 
 
 def _heading_path(metadata: dict[str, str]) -> str | None:
