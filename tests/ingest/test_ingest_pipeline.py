@@ -90,6 +90,7 @@ def bad_folder(root: Path) -> Path:
     (root / "zero.md").write_bytes(b"")
     (root / "locked.txt").write_text("secret", encoding="utf-8")
     (root / "vanishing.txt").write_text("here now, gone soon", encoding="utf-8")
+    os.symlink(root / "nowhere.md", root / "dangling.md")
     return root
 
 
@@ -137,6 +138,7 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path: Path, config, monkeypatch
         "zero.md",
         "locked.txt",
         "vanishing.txt",
+        "dangling.md",
     }
     assert "truncated" in reasons["truncated.pdf"]
     assert "PDF" in reasons["corrupt.pdf"]
@@ -146,6 +148,7 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path: Path, config, monkeypatch
     assert "binary" in reasons["binary.txt"]
     assert "permission denied" in reasons["locked.txt"]
     assert "vanished" in reasons["vanishing.txt"]
+    assert "broken symbolic link" in reasons["dangling.md"]
     assert all(Path(p).is_absolute() for p, _ in report.failed)
     index = open_index(tmp_path / "index")
     assert {c.source for c in index.chunks} == {"good.md", "also-good.txt", "good.pdf"}
