@@ -87,3 +87,15 @@ def test_repeated_text_gets_distinct_ids(embedder) -> None:
     first, _, last = chunks
     assert first.text == last.text and first.id != last.id
     assert last.start > first.start and text[last.start : last.end] == last.text
+
+
+def test_token_counter_substrings_match_direct_encoding(embedder) -> None:
+    from ingest.chunking import TokenCounter
+
+    text = "Ingestion über-fast: naïve tokenisers fail; WordPiece (e.g. ##ing) doesn't! 3.14 or 42%? " * 5
+    focused, direct = TokenCounter(embedder.tokenizer), TokenCounter(embedder.tokenizer)
+    focused.focus(text)
+    words = [i for i, ch in enumerate(text) if ch == " "]
+    for a, b in zip(words, words[5:], strict=False):
+        piece = text[a + 1 : b]
+        assert focused(piece) == direct(piece) == n_tokens(embedder, piece), piece
