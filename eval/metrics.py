@@ -157,7 +157,10 @@ def score_query(
     metrics: Sequence[MetricName] = METRIC_NAMES,
 ) -> dict[str, float]:
     """Every ``metric@k`` for one query."""
-    return {metric_key(m, k): METRICS[m](ranking, qrels, k) for m in metrics for k in ks}
+    for k in ks:
+        _check_k(k)
+    top = dedupe(ranking)[: max(ks, default=0)]  # no metric looks deeper than its k
+    return {metric_key(m, k): METRICS[m](top, qrels, k) for m in metrics for k in ks}
 
 
 def evaluate_rankings(

@@ -98,7 +98,7 @@ def _figure(width: float, height: float) -> Any:
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", bbox_inches="tight")
     return buf.getvalue()
 
 
@@ -159,7 +159,7 @@ def stacked_bar_png(
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    ax.legend(fontsize=8, ncols=len(parts), loc="lower right")
+    ax.legend(fontsize=8, ncols=len(parts), loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
     return _png(fig)
 
 
