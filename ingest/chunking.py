@@ -22,6 +22,8 @@ from rag.types import Chunk
 HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] count against the model's max_seq_length
+# Bump when chunk boundaries change for the same config, so stored chunks are rebuilt on re-ingest.
+CHUNKER_VERSION = 2
 
 
 @dataclass(frozen=True)

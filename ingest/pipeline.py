@@ -20,7 +20,7 @@ import numpy as np
 
 from ingest import store
 from ingest.bm25 import BM25Tokenizer, build_matrix
-from ingest.chunking import Chunker, effective_chunk_tokens, make_chunks
+from ingest.chunking import CHUNKER_VERSION, Chunker, effective_chunk_tokens, make_chunks
 from ingest.clean import CleanDocument, clean_document, clean_text
 from ingest.loaders import load_document
 from ingest.lock import index_lock
@@ -184,6 +184,7 @@ def _reuse_key(config: PipelineConfig) -> dict[str, Any]:
         "model": config.embedding.model,
         "max_seq_length": config.embedding.max_seq_length,
         "format_version": store.FORMAT_VERSION,
+        "chunker_version": CHUNKER_VERSION,
     }
 
 
