@@ -58,10 +58,16 @@ def load_suite(path: str | Path) -> list[EvalSample]:
             domain = row.get("domain", "general")
             if domain not in get_args(Domain):
                 raise EvalDataError(f"{p}:{n}: domain {domain!r} is not one of {', '.join(get_args(Domain))}")
-            items.append(EvalSample(
-                question=row["question"].strip(), answer=str(row.get("answer") or ""), contexts=tuple(contexts),
-                reference=row.get("reference") or None, id=str(row.get("id", n)), domain=domain,
-            ))
+            items.append(
+                EvalSample(
+                    question=row["question"].strip(),
+                    answer=str(row.get("answer") or ""),
+                    contexts=tuple(contexts),
+                    reference=row.get("reference") or None,
+                    id=str(row.get("id", n)),
+                    domain=domain,
+                )
+            )
     if not items:
         raise EvalDataError(f"{p}: the suite is empty")
     if len({it.id for it in items}) != len(items):
@@ -134,8 +140,17 @@ def run_suite(
 
 
 def terminal_table(summary: dict[str, dict[str, Any]]) -> str:
-    rows = [[n, s["mean"] if s["mean"] is not None else "n/a", s["n_ok"], s["errors"],
-             s["items_per_minute"] or 0.0, s["tokens_per_item"] or 0.0] for n, s in summary.items()]
+    rows = [
+        [
+            n,
+            s["mean"] if s["mean"] is not None else "n/a",
+            s["n_ok"],
+            s["errors"],
+            s["items_per_minute"] or 0.0,
+            s["tokens_per_item"] or 0.0,
+        ]
+        for n, s in summary.items()
+    ]
     return format_table(["judge", "mean", "ok", "errors", "items/min", "tokens/item"], rows, precision=3)
 
 
@@ -143,23 +158,59 @@ def write_suite_outputs(result: SuiteResult, out: Path, *, title: str) -> list[P
     summary = result.summary()
     by_item = {it.id: it for it in result.items}
     rows = [{**r.to_dict(), "question": by_item[r.item_id].question} for rs in result.results.values() for r in rs]
-    answers = [{"id": it.id, "question": it.question, "answer": it.answer, "contexts": list(it.contexts),
-                "reference": it.reference, "domain": it.domain} for it in result.items]
-    chart = bar_chart_png({"mean score (normalised to 0-1)": {
-        n: (s["mean"] / SCALE.get(n, 1.0)) for n, s in summary.items() if s["mean"] is not None}},
-        title=title, ylabel="score")
-    table_rows = [[n, s["mean"] if s["mean"] is not None else "n/a", s["n_ok"], s["errors"],
-                   s["items_per_minute"] or 0.0, s["tokens_per_item"] or 0.0] for n, s in summary.items()]
-    item_rows = [[r["item_id"], r["judge"], r["status"], r["score"] if r["score"] is not None else "error",
-                  r["reason"][:300]] for r in rows]
-    page = html_page(title, [
-        html_section("Judges", html_table(["judge", "mean", "ok", "errors", "items/min", "tokens/item"], table_rows,
-                                          precision=3), html_image(chart, alt="mean score per judge"),
-                     html_paragraph("Failed judgements are excluded from the means and counted under errors.",
-                                    css_class="note")),
-        html_section("Per item (with the judges' reasons)",
-                     html_table(["item", "judge", "status", "score", "reason"], item_rows, precision=3)),
-    ], subtitle=f"{len(result.items)} items")
+    answers = [
+        {
+            "id": it.id,
+            "question": it.question,
+            "answer": it.answer,
+            "contexts": list(it.contexts),
+            "reference": it.reference,
+            "domain": it.domain,
+        }
+        for it in result.items
+    ]
+    chart = bar_chart_png(
+        {
+            "mean score (normalised to 0-1)": {
+                n: (s["mean"] / SCALE.get(n, 1.0)) for n, s in summary.items() if s["mean"] is not None
+            }
+        },
+        title=title,
+        ylabel="score",
+    )
+    table_rows = [
+        [
+            n,
+            s["mean"] if s["mean"] is not None else "n/a",
+            s["n_ok"],
+            s["errors"],
+            s["items_per_minute"] or 0.0,
+            s["tokens_per_item"] or 0.0,
+        ]
+        for n, s in summary.items()
+    ]
+    item_rows = [
+        [r["item_id"], r["judge"], r["status"], r["score"] if r["score"] is not None else "error", r["reason"][:300]]
+        for r in rows
+    ]
+    page = html_page(
+        title,
+        [
+            html_section(
+                "Judges",
+                html_table(["judge", "mean", "ok", "errors", "items/min", "tokens/item"], table_rows, precision=3),
+                html_image(chart, alt="mean score per judge"),
+                html_paragraph(
+                    "Failed judgements are excluded from the means and counted under errors.", css_class="note"
+                ),
+            ),
+            html_section(
+                "Per item (with the judges' reasons)",
+                html_table(["item", "judge", "status", "score", "reason"], item_rows, precision=3),
+            ),
+        ],
+        subtitle=f"{len(result.items)} items",
+    )
     return [
         write_json(out / "summary.json", summary),
         write_jsonl(out / "items.jsonl", rows),
@@ -168,15 +219,18 @@ def write_suite_outputs(result: SuiteResult, out: Path, *, title: str) -> list[P
     ]
 
 
-def run_suite_command(args: argparse.Namespace, *, llm_factory: Callable[[argparse.Namespace], Any],
-                      progress: bool) -> int:
+def run_suite_command(
+    args: argparse.Namespace, *, llm_factory: Callable[[argparse.Namespace], Any], progress: bool
+) -> int:
     """``rag eval faithfulness``: the CLI's one library call."""
     items = load_suite(args.suite)
     config, llm = llm_factory(args)
     missing = sum(not it.answer.strip() for it in items)
     if missing:
-        print(f"producing {missing} missing answer(s) with the pipeline over {args.index or config.index_dir}",
-              file=sys.stderr)
+        print(
+            f"producing {missing} missing answer(s) with the pipeline over {args.index or config.index_dir}",
+            file=sys.stderr,
+        )
         items = produce_answers(items, pipeline_asker(config, args.index, llm))
     names: list[JudgeName] = list(dict.fromkeys(args.judges or DEFAULT_JUDGES))
     embedder = None
@@ -193,6 +247,8 @@ def run_suite_command(args: argparse.Namespace, *, llm_factory: Callable[[argpar
     result = run_suite(items, judges, on_row=on_row)
     out = Path(args.out or f"runs/eval-answers-{Path(args.suite).stem}")
     paths = write_suite_outputs(result, out, title=f"Answer evaluation: {Path(args.suite).name} ({llm.name})")
+    if getattr(args, "ragas", False):
+        paths.append(write_json(out / "ragas.json", ragas_comparison(result, llm, embedder or _embedder(config))))
     if args.json:
         print(json.dumps(result.summary(), indent=2, sort_keys=True))
     else:
@@ -201,12 +257,37 @@ def run_suite_command(args: argparse.Namespace, *, llm_factory: Callable[[argpar
     return 0
 
 
+def _embedder(config: Any) -> Any:
+    from rag.models import load_embedder
+
+    return load_embedder(config.embedding.model, config.embedding.device)
+
+
+def ragas_comparison(result: SuiteResult, llm: Any, embedder: Any) -> dict[str, Any]:
+    """ragas' scores on the same items, with the cost and where they differ from our judges."""
+    from eval.ragas_engine import compare, run_ragas
+
+    ids = [it.id for it in result.items]
+    scores, usage = run_ragas(result.items, llm, embedder)
+    ours = {name: {r.item_id: r.score for r in rows} for name, rows in result.results.items()}
+    return {
+        "per_item": dict(zip(ids, scores, strict=True)),
+        "usage": usage.to_dict(),
+        "comparison": compare(ids, scores, ours),
+    }
+
+
 def load_answers(path: str | Path) -> dict[str, EvalSample]:
     return {it.id: it for it in load_suite(path)}
 
 
-def run_pairwise(a: dict[str, EvalSample], b: dict[str, EvalSample], judge: PairwiseJudge,
-                 *, on_pair: Callable[[PairVerdict], None] | None = None) -> list[PairVerdict]:
+def run_pairwise(
+    a: dict[str, EvalSample],
+    b: dict[str, EvalSample],
+    judge: PairwiseJudge,
+    *,
+    on_pair: Callable[[PairVerdict], None] | None = None,
+) -> list[PairVerdict]:
     """Judge the items both files share (by id); both must hold an answer for each."""
     shared = [i for i in a if i in b]
     if not shared:
@@ -220,29 +301,40 @@ def run_pairwise(a: dict[str, EvalSample], b: dict[str, EvalSample], judge: Pair
     return verdicts
 
 
-def run_pairwise_command(args: argparse.Namespace, *, llm_factory: Callable[[argparse.Namespace], Any],
-                         progress: bool) -> int:
+def run_pairwise_command(
+    args: argparse.Namespace, *, llm_factory: Callable[[argparse.Namespace], Any], progress: bool
+) -> int:
     """``rag eval pairwise``: both orders per pair, inconsistent = tie; summary + per-pair rows."""
     from eval.judges.base import CallOptions
 
     a, b = load_answers(args.a), load_answers(args.b)
     _, llm = llm_factory(args)
-    verdicts = run_pairwise(a, b, PairwiseJudge(llm, options=CallOptions(max_tokens=300, retries=args.max_retries)),
-                            on_pair=(lambda v: print(f"{v.item_id}: {v.outcome}", file=sys.stderr)) if progress else None)
+    verdicts = run_pairwise(
+        a,
+        b,
+        PairwiseJudge(llm, options=CallOptions(max_tokens=300, retries=args.max_retries)),
+        on_pair=(lambda v: print(f"{v.item_id}: {v.outcome}", file=sys.stderr)) if progress else None,
+    )
     ids = [v.item_id for v in verdicts]
     lengths = ([len(a[i].answer.split()) for i in ids], [len(b[i].answer.split()) for i in ids])
-    summary = summarise(verdicts, len_a=lengths[0] if args.length_control else None,
-                        len_b=lengths[1] if args.length_control else None).to_dict()
+    summary = summarise(
+        verdicts, len_a=lengths[0] if args.length_control else None, len_b=lengths[1] if args.length_control else None
+    ).to_dict()
     seconds = sum(v.usage.seconds for v in verdicts)
     summary["pairs_per_minute"] = 60 * len(verdicts) / seconds if seconds else None
-    summary["tokens_per_pair"] = sum(v.usage.prompt_tokens + v.usage.completion_tokens for v in verdicts) / len(verdicts)
+    summary["tokens_per_pair"] = sum(v.usage.prompt_tokens + v.usage.completion_tokens for v in verdicts) / len(
+        verdicts
+    )
     out = Path(args.out or "runs/eval-pairwise")
     write_json(out / "summary.json", summary)
     write_jsonl(out / "pairs.jsonl", [v.to_dict() for v in verdicts])
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
     else:
-        print(format_table(["metric", "value"], [[k, v if v is not None else "n/a"] for k, v in summary.items()],
-                           precision=3))
+        print(
+            format_table(
+                ["metric", "value"], [[k, v if v is not None else "n/a"] for k, v in summary.items()], precision=3
+            )
+        )
         print(f"wrote {out / 'summary.json'}, {out / 'pairs.jsonl'}")
     return 0

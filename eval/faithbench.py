@@ -176,7 +176,7 @@ class BinaryMetrics:
     fn: int
     tn: int
 
-    def to_dict(self) -> dict[str, float | int | None]:
+    def to_dict(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
 
 
@@ -191,7 +191,11 @@ def binary_metrics(y_true: Sequence[bool], y_pred: Sequence[bool]) -> BinaryMetr
     fn = sum(t and not p for t, p in zip(y_true, y_pred, strict=True))
     fp = sum(p and not t for t, p in zip(y_true, y_pred, strict=True))
     tn = n - tp - fn - fp
-    recalls = [r for r, m in ((tp / (tp + fn) if tp + fn else 0.0, tp + fn), (tn / (tn + fp) if tn + fp else 0.0, tn + fp)) if m]
+    recalls = [
+        r
+        for r, m in ((tp / (tp + fn) if tp + fn else 0.0, tp + fn), (tn / (tn + fp) if tn + fp else 0.0, tn + fp))
+        if m
+    ]
     balanced = sum(recalls) / len(recalls) if recalls else math.nan
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
@@ -341,7 +345,9 @@ def score_rows(items: Sequence[FaithBenchItem], rows: Sequence[dict[str, Any]], 
         "items_per_minute": (60 * len(rows) / seconds) if seconds else None,
         "tokens_per_item": (sum(tokens) / len(tokens)) if tokens else None,
         "prompt_tokens_per_item": (sum(r["usage"]["prompt_tokens"] for r in rows) / len(rows)) if rows else None,
-        "completion_tokens_per_item": (sum(r["usage"]["completion_tokens"] for r in rows) / len(rows)) if rows else None,
+        "completion_tokens_per_item": (sum(r["usage"]["completion_tokens"] for r in rows) / len(rows))
+        if rows
+        else None,
     }
     return MetaEvalReport(metrics=metrics, summary=summary, rows=list(rows))
 
@@ -369,5 +375,8 @@ def format_meta_table(report: MetaEvalReport) -> str:
         g = s["judge_minus_baseline_ba"].get(name)
         if g:
             lo, hi = g["ci95_paired"]
-            lines.append(f"{s['judge']} - {name}: {g['ba_difference']:+.3f} balanced accuracy (paired 95% CI [{lo:+.3f}, {hi:+.3f}])")
+            lines.append(
+                f"{s['judge']} - {name}: {g['ba_difference']:+.3f} balanced accuracy "
+                f"(paired 95% CI [{lo:+.3f}, {hi:+.3f}])"
+            )
     return "\n".join(lines)

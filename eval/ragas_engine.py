@@ -62,22 +62,42 @@ class ProjectRagasLLM(BaseRagasLLM):
         gens: list[Generation] = []
         for i in range(max(1, n)):
             start = time.perf_counter()
-            c = self.llm.complete(messages, max_tokens=self.max_tokens, temperature=temperature or 0.0, seed=i,
-                                  json_schema=schema, stop=stop)
+            c = self.llm.complete(
+                messages,
+                max_tokens=self.max_tokens,
+                temperature=temperature or 0.0,
+                seed=i,
+                json_schema=schema,
+                stop=stop,
+            )
             self.usage.add(Usage(1, c.prompt_tokens, c.completion_tokens, time.perf_counter() - start))
             gens.append(Generation(text=c.text, generation_info={"finish_reason": c.finish_reason}))
         return LLMResult(generations=[gens])
 
-    def generate_text(self, prompt: PromptValue, n: int = 1, temperature: float = 0.01,
-                      stop: list[str] | None = None, callbacks: Any = None) -> LLMResult:
+    def generate_text(
+        self,
+        prompt: PromptValue,
+        n: int = 1,
+        temperature: float = 0.01,
+        stop: list[str] | None = None,
+        callbacks: Any = None,
+    ) -> LLMResult:
         return self._complete(prompt, n, temperature, stop)
 
-    async def agenerate_text(self, prompt: PromptValue, n: int = 1, temperature: float | None = 0.01,
-                             stop: list[str] | None = None, callbacks: Any = None) -> LLMResult:
+    async def agenerate_text(
+        self,
+        prompt: PromptValue,
+        n: int = 1,
+        temperature: float | None = 0.01,
+        stop: list[str] | None = None,
+        callbacks: Any = None,
+    ) -> LLMResult:
         return self._complete(prompt, n, temperature, stop)
 
     def is_finished(self, response: LLMResult) -> bool:
-        return all((g.generation_info or {}).get("finish_reason") != "length" for gs in response.generations for g in gs)
+        return all(
+            (g.generation_info or {}).get("finish_reason") != "length" for gs in response.generations for g in gs
+        )
 
 
 class SentenceTransformerEmbeddings(Embeddings):
@@ -108,7 +128,9 @@ def ragas_metrics(names: Sequence[RagasMetricName], *, with_reference: bool) -> 
     build: dict[RagasMetricName, Any] = {
         "faithfulness": Faithfulness,
         "answer_relevancy": lambda: ResponseRelevancy(strictness=1),
-        "context_precision": LLMContextPrecisionWithReference if with_reference else LLMContextPrecisionWithoutReference,
+        "context_precision": LLMContextPrecisionWithReference
+        if with_reference
+        else LLMContextPrecisionWithoutReference,
     }
     return [build[n]() for n in names]
 
@@ -128,8 +150,12 @@ def run_ragas(
 
     with_reference = all(s.reference for s in samples)
     rows = [
-        {"user_input": s.question, "response": s.answer, "retrieved_contexts": list(s.contexts) or [""],
-         **({"reference": s.reference} if with_reference else {})}
+        {
+            "user_input": s.question,
+            "response": s.answer,
+            "retrieved_contexts": list(s.contexts) or [""],
+            **({"reference": s.reference} if with_reference else {}),
+        }
         for s in samples
     ]
     adapter = ProjectRagasLLM(llm=llm)
@@ -143,10 +169,15 @@ def run_ragas(
         raise_exceptions=False,
     )
     scores: list[dict[str, float | None]] = []
-    for row in result.scores:
-        scores.append({("context_precision" if k.startswith("llm_context_precision") else k):
-                       (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v))
-                       for k, v in row.items()})
+    for row in result.scores:  # type: ignore[union-attr]  # EvaluationResult unless return_executor
+        scores.append(
+            {
+                ("context_precision" if k.startswith("llm_context_precision") else k): (
+                    None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+                )
+                for k, v in row.items()
+            }
+        )
     return scores, adapter.usage
 
 

@@ -107,7 +107,12 @@ class AnswerRelevanceJudge:
             return error_result(self.name, item_id, "empty answer", usage)
         try:
             gen, _ = call_json(
-                self.llm, build_messages(answer), schema=SCHEMA, parse=parse_questions, options=self.options, usage=usage
+                self.llm,
+                build_messages(answer),
+                schema=SCHEMA,
+                parse=parse_questions,
+                options=self.options,
+                usage=usage,
             )
         except JudgeError as e:
             return error_result(self.name, item_id, str(e), usage)
@@ -117,10 +122,14 @@ class AnswerRelevanceJudge:
             "; generated: " + " | ".join(gen.questions)
         )
         return JudgeResult(
-            self.name, item_id, "ok", score, reason,
-            {"generated_questions": list(gen.questions), "noncommittal": gen.noncommittal}, usage,
+            self.name,
+            item_id,
+            "ok",
+            score,
+            reason,
+            {"generated_questions": list(gen.questions), "noncommittal": gen.noncommittal},
+            usage,
         )
 
     def run(self, sample: EvalSample) -> JudgeResult:
         return self.judge(sample.question, sample.answer, item_id=sample.id)
-

@@ -23,11 +23,18 @@ T = TypeVar("T")
 
 
 class CompletionLike(Protocol):
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str | None
-    logprobs: list[dict[str, float]] | None
+    """Read-only view of :class:`rag.llm.Completion`."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def completion_tokens(self) -> int: ...
+    @property
+    def finish_reason(self) -> str | None: ...
+    @property
+    def logprobs(self) -> list[dict[str, float]] | None: ...
 
 
 class ChatLLM(Protocol):
@@ -189,9 +196,7 @@ def call_json(
             usage.add(Usage(calls=1, seconds=time.perf_counter() - start))
             last = f"LLM call failed: {e}"
             continue
-        usage.add(
-            Usage(1, completion.prompt_tokens, completion.completion_tokens, time.perf_counter() - start)
-        )
+        usage.add(Usage(1, completion.prompt_tokens, completion.completion_tokens, time.perf_counter() - start))
         try:
             if completion.finish_reason == "length":
                 raise JudgeError(f"output cut at max_tokens={options.max_tokens}: {_snippet(completion.text)}")
@@ -218,7 +223,7 @@ def require(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) ->
     if key not in data:
         raise JudgeError(f"the verdict has no {key!r} field (fields: {', '.join(sorted(data)) or 'none'})")
     value = data[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind in (int, float, (int, float)):
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
         raise JudgeError(f"the verdict's {key!r} is {type(value).__name__}, expected {kind}")
     return value
 

@@ -167,6 +167,7 @@ def parse_sentence_verdicts(data: dict[str, Any], sentences: list[str]) -> Faith
         claims.append(Claim(sentence, verdict, note.strip() if isinstance(note, str) else ""))
     return FaithfulnessVerdict(tuple(claims))
 
+
 @dataclass(frozen=True)
 class Claim:
     text: str
@@ -242,8 +243,12 @@ class FaithfulnessJudge:
             )
             return verdict
         verdict, _ = call_json(
-            self.llm, build_messages(answer, contexts), schema=SCHEMA, parse=parse_verdict,
-            options=self.options, usage=usage,
+            self.llm,
+            build_messages(answer, contexts),
+            schema=SCHEMA,
+            parse=parse_verdict,
+            options=self.options,
+            usage=usage,
         )
         return verdict
 
@@ -261,8 +266,11 @@ class FaithfulnessJudge:
             f"{len(verdict.claims)} {unit}(s), all supported"
             if not unsupported
             else f"{len(unsupported)}/{len(verdict.claims)} unsupported: "
-            + " | ".join(f"{c.text} ({c.evidence})" if c.evidence else c.text
-                         for c in verdict.claims if c.verdict == "unsupported")
+            + " | ".join(
+                f"{c.text} ({c.evidence})" if c.evidence else c.text
+                for c in verdict.claims
+                if c.verdict == "unsupported"
+            )
         )
         return JudgeResult(
             judge=self.name,

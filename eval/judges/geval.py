@@ -123,9 +123,10 @@ class GEvalJudge:
                 {"role": "user", "content": CRITERIA[self.criterion]},
             ]
             opts = CallOptions(max_tokens=400, retries=self.options.retries, seed=self.options.seed)
-            self._steps, _ = call_json(
+            steps, _ = call_json(
                 self.llm, messages, schema=STEPS_SCHEMA, parse=parse_steps, options=opts, usage=self.steps_usage
             )
+            self._steps = steps
         return self._steps
 
     def build_messages(self, sample: EvalSample) -> list[Message]:
@@ -144,14 +145,25 @@ class GEvalJudge:
         try:
             messages = self.build_messages(sample)
             written, completion = call_json(
-                self.llm, messages, schema=FORM_SCHEMA, parse=parse_form, options=self.options, usage=usage,
+                self.llm,
+                messages,
+                schema=FORM_SCHEMA,
+                parse=parse_form,
+                options=self.options,
+                usage=usage,
                 top_logprobs=self.top_logprobs,
             )
         except JudgeError as e:
             return error_result(self.name, sample.id, str(e), usage)
         form = weighted_score(completion.logprobs, written)
         how = "probability-weighted over 1-5" if form.weighted else "as written (no log-probabilities)"
-        details = {"written": written, "weighted": form.weighted, "distribution": form.distribution,
-                   "steps": list(self.steps()), "criterion": self.criterion}
-        return JudgeResult(self.name, sample.id, "ok", form.score, f"{self.criterion} {form.score:.2f} ({how})",
-                           details, usage)
+        details = {
+            "written": written,
+            "weighted": form.weighted,
+            "distribution": form.distribution,
+            "steps": list(self.steps()),
+            "criterion": self.criterion,
+        }
+        return JudgeResult(
+            self.name, sample.id, "ok", form.score, f"{self.criterion} {form.score:.2f} ({how})", details, usage
+        )

@@ -48,12 +48,19 @@ class PairVerdict:
 
     @property
     def consistent(self) -> bool:
-        return self.status == "ok" and self.outcome != "tie" or (self.ab == "tie" and self.ba == "tie")
+        return (self.status == "ok" and self.outcome != "tie") or (self.ab == "tie" and self.ba == "tie")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"item_id": self.item_id, "status": self.status, "outcome": self.outcome, "order_ab": self.ab,
-                "order_ba": self.ba, "consistent": self.consistent, "reason": self.reason,
-                "usage": self.usage.to_dict()}
+        return {
+            "item_id": self.item_id,
+            "status": self.status,
+            "outcome": self.outcome,
+            "order_ab": self.ab,
+            "order_ba": self.ba,
+            "consistent": self.consistent,
+            "reason": self.reason,
+            "usage": self.usage.to_dict(),
+        }
 
 
 def parse_winner(data: dict[str, Any]) -> tuple[Position, str]:
@@ -86,10 +93,22 @@ class PairwiseJudge:
     def compare(self, question: str, a: str, b: str, *, contexts: Sequence[str] = (), item_id: str = "") -> PairVerdict:
         usage = Usage()
         try:
-            (ab, why_ab), _ = call_json(self.llm, build_messages(question, a, b, contexts), schema=SCHEMA,
-                                        parse=parse_winner, options=self.options, usage=usage)
-            (ba, why_ba), _ = call_json(self.llm, build_messages(question, b, a, contexts), schema=SCHEMA,
-                                        parse=parse_winner, options=self.options, usage=usage)
+            (ab, why_ab), _ = call_json(
+                self.llm,
+                build_messages(question, a, b, contexts),
+                schema=SCHEMA,
+                parse=parse_winner,
+                options=self.options,
+                usage=usage,
+            )
+            (ba, why_ba), _ = call_json(
+                self.llm,
+                build_messages(question, b, a, contexts),
+                schema=SCHEMA,
+                parse=parse_winner,
+                options=self.options,
+                usage=usage,
+            )
         except JudgeError as e:
             return PairVerdict(item_id, "error", None, None, None, str(e), usage)
         outcome = combine(ab, ba)
@@ -114,8 +133,9 @@ class PairwiseSummary:
         return dict(self.__dict__)
 
 
-def summarise(verdicts: Sequence[PairVerdict], *, len_a: Sequence[int] | None = None,
-              len_b: Sequence[int] | None = None) -> PairwiseSummary:
+def summarise(
+    verdicts: Sequence[PairVerdict], *, len_a: Sequence[int] | None = None, len_b: Sequence[int] | None = None
+) -> PairwiseSummary:
     """Win rate of A with ties as half; position consistency = share of pairs whose two orders agree;
     first-position preference = share of pairs where the judge picked whichever answer came first in
     both orders (MT-Bench Table 2's "biased to first"). Errors are excluded and counted."""
@@ -128,10 +148,16 @@ def summarise(verdicts: Sequence[PairVerdict], *, len_a: Sequence[int] | None = 
     lc = None
     if len_a is not None and len_b is not None:
         idx = [i for i, v in enumerate(verdicts) if v.status == "ok"]
-        lc = length_controlled_win_rate([verdicts[i].outcome for i in idx],  # type: ignore[misc]
-                                        [len_a[i] - len_b[i] for i in idx])
+        lc = length_controlled_win_rate(
+            [verdicts[i].outcome for i in idx],  # type: ignore[misc]
+            [len_a[i] - len_b[i] for i in idx],
+        )
     return PairwiseSummary(
-        n=n, errors=len(verdicts) - n, wins_a=wa, wins_b=wb, ties=ties,
+        n=n,
+        errors=len(verdicts) - n,
+        wins_a=wa,
+        wins_b=wb,
+        ties=ties,
         win_rate_a=(wa + 0.5 * ties) / n if n else nan,
         position_consistency=sum(v.consistent for v in ok) / n if n else nan,
         first_position_preference=sum(v.ab == "first" and v.ba == "first" for v in ok) / n if n else nan,
@@ -140,8 +166,9 @@ def summarise(verdicts: Sequence[PairVerdict], *, len_a: Sequence[int] | None = 
     )
 
 
-def length_controlled_win_rate(outcomes: Sequence[Outcome], length_diff: Sequence[float],
-                               *, l2: float = 1.0, iters: int = 50) -> float | None:
+def length_controlled_win_rate(
+    outcomes: Sequence[Outcome], length_diff: Sequence[float], *, l2: float = 1.0, iters: int = 50
+) -> float | None:
     """AlpacaEval-style length control, simplified: fit P(A wins) = sigmoid(w0 + w1 * tanh(d / sd(d)))
     on the pairs (ties as half a win each way, L2-regularised Newton steps) and return sigmoid(w0),
     the win rate A would have at equal length. ``None`` with fewer than 2 pairs."""
@@ -158,4 +185,3 @@ def length_controlled_win_rate(outcomes: Sequence[Outcome], length_diff: Sequenc
         hess = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.diag([1e-6, 1.0])
         w -= np.linalg.solve(hess, grad)
     return float(1.0 / (1.0 + math.exp(-w[0])))
-

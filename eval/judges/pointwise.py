@@ -67,9 +67,7 @@ class Grade:
 
 
 def build_messages(sample: EvalSample) -> list[Message]:
-    system = SYSTEM.format(
-        rubric=RUBRICS[sample.domain], reference=REFERENCE_NOTE + " " if sample.reference else ""
-    )
+    system = SYSTEM.format(rubric=RUBRICS[sample.domain], reference=REFERENCE_NOTE + " " if sample.reference else "")
     parts = [f"QUESTION:\n{sample.question.strip()}"]
     if sample.contexts:
         parts.append(f"DOCUMENTS THE ANSWER COULD USE:\n{format_contexts(sample.contexts)}")
@@ -116,8 +114,12 @@ class PointwiseJudge:
             options = CallOptions(max_tokens=900, retries=options.retries, seed=options.seed)
         try:
             grade, _ = call_json(
-                self.llm, build_messages(sample), schema=schema_for(sample.domain), parse=parse_grade,
-                options=options, usage=usage,
+                self.llm,
+                build_messages(sample),
+                schema=schema_for(sample.domain),
+                parse=parse_grade,
+                options=options,
+                usage=usage,
             )
         except JudgeError as e:
             return error_result(self.name, sample.id, str(e), usage)

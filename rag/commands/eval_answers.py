@@ -16,10 +16,19 @@ JUDGE_CHOICES = ("faithfulness", "answer_relevance", "context_relevance", "point
 
 
 def _llm_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--llm-threads", type=int, metavar="N",
-                   help="llama.cpp threads (overrides llm.n_threads; 1 is much faster on a CPU shared with other work)")
-    p.add_argument("--max-retries", type=int, default=2, metavar="N",
-                   help="extra attempts when a judge's output does not parse (default: 2)")
+    p.add_argument(
+        "--llm-threads",
+        type=int,
+        metavar="N",
+        help="llama.cpp threads (overrides llm.n_threads; 1 is much faster on a CPU shared with other work)",
+    )
+    p.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="extra attempts when a judge's output does not parse (default: 2)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,9 +39,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Absent answers are produced by the pipeline over --index.",
     )
     f.add_argument("--suite", required=True, metavar="FILE", help="questions JSONL (see data/sample_questions.jsonl)")
-    f.add_argument("--judge", dest="judges", action="append", choices=JUDGE_CHOICES, metavar="NAME",
-                   help=f"judge to run, repeatable (default: faithfulness, answer_relevance, context_relevance; "
-                   f"choices: {', '.join(JUDGE_CHOICES)})")
+    f.add_argument(
+        "--judge",
+        dest="judges",
+        action="append",
+        choices=JUDGE_CHOICES,
+        metavar="NAME",
+        help=f"judge to run, repeatable (default: faithfulness, answer_relevance, context_relevance; "
+        f"choices: {', '.join(JUDGE_CHOICES)})",
+    )
+    f.add_argument(
+        "--ragas",
+        action="store_true",
+        help="also run ragas' faithfulness/answer-relevancy/context-precision on the same LLM and embedder "
+        "and report where they differ from ours (ragas.json)",
+    )
     f.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-answers-<suite>)")
     f.add_argument("--json", action="store_true", help="print the summary JSON instead of the table")
     _llm_options(f)
@@ -49,14 +70,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     j.add_argument("--faithbench", required=True, metavar="DIR", help="FaithBench folder (holds data_for_release/)")
     j.add_argument("--limit", type=int, metavar="N", help="judge only the first N items of the stratified order")
     j.add_argument("--batches", default="1-8", metavar="SPEC", help="batches to load, e.g. 1-8 or 1,3 (default: 1-8)")
-    j.add_argument("--aggregation", choices=("worst", "best", "majority"), default="worst",
-                   help="how annotators' labels are pooled (default: worst, as upstream)")
-    j.add_argument("--hallucinated", default="Questionable,Unwanted", metavar="LIST",
-                   help="pooled classes counted as hallucinated (default: Questionable,Unwanted)")
+    j.add_argument(
+        "--aggregation",
+        choices=("worst", "best", "majority"),
+        default="worst",
+        help="how annotators' labels are pooled (default: worst, as upstream)",
+    )
+    j.add_argument(
+        "--hallucinated",
+        default="Questionable,Unwanted",
+        metavar="LIST",
+        help="pooled classes counted as hallucinated (default: Questionable,Unwanted)",
+    )
     j.add_argument("--seed", type=int, default=0, help="seed of the stratified order (default: 0)")
-    j.add_argument("--granularity", choices=("sentences", "claims"), default="sentences",
-                   help="what the faithfulness judge verifies: the answer's sentences (cheap, default) or "
-                   "LLM-extracted atomic claims with evidence (RAGAS definition, ~6x the output tokens)")
+    j.add_argument(
+        "--granularity",
+        choices=("sentences", "claims"),
+        default="sentences",
+        help="what the faithfulness judge verifies: the answer's sentences (cheap, default) or "
+        "LLM-extracted atomic claims with evidence (RAGAS definition, ~6x the output tokens)",
+    )
     j.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-judges-faithbench)")
     j.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
     _llm_options(j)
@@ -71,8 +104,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--a", required=True, metavar="FILE", help="system A's answers (JSONL)")
     p.add_argument("--b", required=True, metavar="FILE", help="system B's answers (JSONL)")
-    p.add_argument("--length-control", action="store_true",
-                   help="also report the win rate with the length difference regressed out (verbosity bias)")
+    p.add_argument(
+        "--length-control",
+        action="store_true",
+        help="also report the win rate with the length difference regressed out (verbosity bias)",
+    )
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-pairwise)")
     p.add_argument("--json", action="store_true", help="print the summary JSON instead of the table")
     _llm_options(p)
@@ -112,23 +148,31 @@ def run_judges(args: argparse.Namespace) -> int:
     bad = [c for c in classes if c not in ("Benign", "Questionable", "Unwanted")]
     if bad or not classes:
         raise ConfigError(f"--hallucinated {args.hallucinated!r}: choose from Benign, Questionable, Unwanted")
-    items = load_faithbench(args.faithbench, batches=_batches(args.batches), aggregation=args.aggregation,
-                            hallucinated_classes=classes)  # type: ignore[arg-type]
+    items = load_faithbench(
+        args.faithbench, batches=_batches(args.batches), aggregation=args.aggregation, hallucinated_classes=classes
+    )  # type: ignore[arg-type]
     items = stratified_order(items, seed=args.seed)[: args.limit]
     _, llm = _llm(args)
-    judge = FaithfulnessJudge(llm, granularity=args.granularity,
-                              options=CallOptions(max_tokens=900, retries=args.max_retries))
+    judge = FaithfulnessJudge(
+        llm, granularity=args.granularity, options=CallOptions(max_tokens=900, retries=args.max_retries)
+    )
     out = Path(args.out or "runs/eval-judges-faithbench")
     verbose = progress_enabled()
 
     def on_item(i: int, total: int, row: dict[str, Any]) -> None:
         if verbose or i % 10 == 0 or i == total:
             u = row["usage"]
-            print(f"[{i}/{total}] {row['item_id']} {row['status']} score={row['score']} "
-                  f"human={'H' if row['human_hallucinated'] else 'C'} {u['seconds']:.0f}s "
-                  f"{u['prompt_tokens'] + u['completion_tokens']} tok", file=sys.stderr, flush=True)
+            print(
+                f"[{i}/{total}] {row['item_id']} {row['status']} score={row['score']} "
+                f"human={'H' if row['human_hallucinated'] else 'C'} {u['seconds']:.0f}s "
+                f"{u['prompt_tokens'] + u['completion_tokens']} tok",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    report = run_meta_eval(items, judge, out_dir=out, judge_label=f"faithfulness[{args.granularity}] ({llm.name})", on_item=on_item)
+    report = run_meta_eval(
+        items, judge, out_dir=out, judge_label=f"faithfulness[{args.granularity}] ({llm.name})", on_item=on_item
+    )
     if args.json:
         print(json.dumps(report.metrics, indent=2, sort_keys=True))
     else:

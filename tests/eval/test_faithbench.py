@@ -42,7 +42,10 @@ def test_loader_on_the_shared_data(shared_data: Path) -> None:
     items = load_faithbench(shared_data / "faithbench")
     assert len(items) == 400 and len({it.id for it in items}) == 400
     assert sum(it.hallucinated for it in items) == 266  # worst pooling, {Questionable, Unwanted}
-    assert sum(it.hallucinated for it in load_faithbench(shared_data / "faithbench", hallucinated_classes=("Unwanted",))) == 232
+    assert (
+        sum(it.hallucinated for it in load_faithbench(shared_data / "faithbench", hallucinated_classes=("Unwanted",)))
+        == 232
+    )
     assert all(set(it.baselines) == set(BASELINES) for it in items)
     first = items[0]
     assert first.id == "b1-0" and first.baselines["HHEM-2.1"] is False  # hhem-2.1 = 0.527 >= 0.5

@@ -13,7 +13,8 @@ from eval.judges.base import CallOptions, EvalSample, parse_json_object
 from eval.judges.context_relevance import ContextRelevanceJudge, context_precision, parse_passages
 from eval.judges.faithfulness import SCHEMA, FaithfulnessJudge, build_messages, parse_verdict
 from eval.judges.geval import GEvalJudge, parse_form, weighted_score
-from eval.judges.pointwise import PointwiseJudge, build_messages as pointwise_messages, parse_grade, schema_for
+from eval.judges.pointwise import PointwiseJudge, parse_grade, schema_for
+from eval.judges.pointwise import build_messages as pointwise_messages
 from rag.errors import JudgeError
 from tests.eval.judge_fakes import FakeCompletion, FakeEmbedder, FakeLLM
 
@@ -93,7 +94,9 @@ def test_context_precision_math_and_parse() -> None:
     assert context_precision([False, False]) == 0.0
     with pytest.raises(JudgeError, match="expected 2"):
         parse_passages({"passages": [{"passage": 1, "reason": "", "useful": True}]}, 2)
-    reply = {"passages": [{"passage": 1, "reason": "r1", "useful": False}, {"passage": 2, "reason": "r2", "useful": True}]}
+    reply = {
+        "passages": [{"passage": 1, "reason": "r1", "useful": False}, {"passage": 2, "reason": "r2", "useful": True}]
+    }
     r = ContextRelevanceJudge(FakeLLM([reply])).judge("q", "a", ["c1", "c2"], reference="ref")
     assert r.score == pytest.approx(0.5) and r.details["share_relevant"] == 0.5 and r.details["against"] == "reference"
 
@@ -103,7 +106,7 @@ def test_pointwise_grade_rubrics_and_reference() -> None:
     for bad in (0, 11, "x", True, 7.5):
         with pytest.raises(JudgeError):
             parse_grade({"explanation": "e", "rating": bad})
-    assert list(schema_for("math")["properties"])[0] == "solution"
+    assert next(iter(schema_for("math")["properties"])) == "solution"
     s = EvalSample(question="2+2?", answer="4", reference="4", domain="math")
     msgs = pointwise_messages(s)
     assert "REFERENCE:\n4" in msgs[-1]["content"] and "solve the problem yourself" in msgs[0]["content"]
@@ -130,7 +133,7 @@ def test_geval_weighted_score_and_cached_steps() -> None:
 
 def test_registry_builds_every_judge() -> None:
     for name in JUDGE_NAMES:
-        judge = build_judge(name, FakeLLM(['{}']), embedder=FakeEmbedder())
+        judge = build_judge(name, FakeLLM(["{}"]), embedder=FakeEmbedder())
         assert hasattr(judge, "run")
     with pytest.raises(ValueError, match="unknown judge"):
         build_judge("nope", FakeLLM())  # type: ignore[arg-type]
@@ -141,8 +144,12 @@ def test_sentence_granularity_splits_here_and_parses_one_verdict_per_sentence() 
 
     text = 'Mr. Smith opened the library in 1998. It holds 40,000 books! Dr. J. Doe runs it.\nFunded by "the city".'
     sentences = split_sentences(text)
-    assert sentences == ["Mr. Smith opened the library in 1998.", "It holds 40,000 books!", "Dr. J. Doe runs it.",
-                         'Funded by "the city".']
+    assert sentences == [
+        "Mr. Smith opened the library in 1998.",
+        "It holds 40,000 books!",
+        "Dr. J. Doe runs it.",
+        'Funded by "the city".',
+    ]
     assert len(split_sentences(" ".join(f"S{i}." for i in range(30)), limit=5)) == 5
     schema = sentence_schema(2)["properties"]["sentences"]
     assert schema["minItems"] == schema["maxItems"] == 2

@@ -22,11 +22,16 @@ class SchemaFake(FakeLLM):
         if title == "StatementGeneratorOutput":
             reply: dict[str, Any] = {"statements": ["Leeds is the headquarters.", "It opens at 07:00."]}
         elif title == "NLIStatementOutput":
-            reply = {"statements": [
-                {"statement": "Leeds is the headquarters.", "reason": "stated", "verdict": 1},
-                {"statement": "It opens at 07:00.", "reason": "not stated" if "09:00" in text else "stated",
-                 "verdict": 0 if "09:00" in text else 1},
-            ]}
+            reply = {
+                "statements": [
+                    {"statement": "Leeds is the headquarters.", "reason": "stated", "verdict": 1},
+                    {
+                        "statement": "It opens at 07:00.",
+                        "reason": "not stated" if "09:00" in text else "stated",
+                        "verdict": 0 if "09:00" in text else 1,
+                    },
+                ]
+            }
         elif title == "ResponseRelevanceOutput":
             reply = {"question": "Where is the headquarters and when does it open?", "noncommittal": 0}
         elif title == "Verification":
@@ -39,8 +44,10 @@ class SchemaFake(FakeLLM):
 
 
 def test_schema_is_extracted_from_a_ragas_prompt() -> None:
-    text = 'Do X.\nPlease return the output in a JSON format that complies with the following schema as ' \
-           'specified in JSON Schema:\n{"title": "T", "type": "object"}Do not use single quotes'
+    text = (
+        "Do X.\nPlease return the output in a JSON format that complies with the following schema as "
+        'specified in JSON Schema:\n{"title": "T", "type": "object"}Do not use single quotes'
+    )
     assert schema_from_prompt(text) == {"title": "T", "type": "object"}
     assert schema_from_prompt("no schema here") is None
 
@@ -48,12 +55,18 @@ def test_schema_is_extracted_from_a_ragas_prompt() -> None:
 def test_ragas_runs_offline_through_its_wrappers(embedder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "")  # any attempt to build an OpenAI client would fail loudly
     samples = [
-        EvalSample(id="1", question="Where is the headquarters and when does it open?",
-                   answer="The headquarters is in Leeds. It opens at 07:00.",
-                   contexts=("The headquarters is at 12 Canal Wharf, Leeds. Open 07:00 to 20:00.",)),
-        EvalSample(id="2", question="Where is the headquarters and when does it open?",
-                   answer="The headquarters is in Leeds. It opens at 09:00.",
-                   contexts=("The headquarters is at 12 Canal Wharf, Leeds. Open 07:00 to 20:00. 09:00",)),
+        EvalSample(
+            id="1",
+            question="Where is the headquarters and when does it open?",
+            answer="The headquarters is in Leeds. It opens at 07:00.",
+            contexts=("The headquarters is at 12 Canal Wharf, Leeds. Open 07:00 to 20:00.",),
+        ),
+        EvalSample(
+            id="2",
+            question="Where is the headquarters and when does it open?",
+            answer="The headquarters is in Leeds. It opens at 09:00.",
+            contexts=("The headquarters is at 12 Canal Wharf, Leeds. Open 07:00 to 20:00. 09:00",),
+        ),
     ]
     llm = SchemaFake()
     scores, usage = run_ragas(samples, llm, embedder)

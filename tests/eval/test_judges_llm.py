@@ -1,0 +1,24 @@
+"""The faithfulness judge on the real local LLM (short inputs): constrained decoding gives a parsed
+verdict on the first attempt, and a blatant contradiction is caught while the supported sentence is not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from eval.judges.base import CallOptions
+from eval.judges.faithfulness import FaithfulnessJudge
+
+CONTEXT = ["The Leeds office is open from 07:00 to 20:00 on weekdays. Lunch is served between 11:45 and 13:30."]
+
+
+@pytest.mark.llm
+def test_faithfulness_sentences_on_the_local_llm(local_llm: Any) -> None:
+    judge = FaithfulnessJudge(local_llm, granularity="sentences", options=CallOptions(max_tokens=120, retries=0))
+    r = judge.judge("The Leeds office opens at 07:00 on weekdays. Lunch is served from 15:00 to 17:00.", CONTEXT)
+    assert r.status == "ok", r.reason
+    assert r.usage.calls == 1 and r.usage.completion_tokens > 0
+    verdicts = [c["verdict"] for c in r.details["claims"]]
+    assert verdicts == ["supported", "unsupported"], r.details
+    assert r.score == 0.5

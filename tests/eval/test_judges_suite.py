@@ -1,0 +1,110 @@
+"""The suite runner and the CLI plumbing of `rag eval faithfulness` / `rag eval pairwise` on fakes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eval.answers import load_suite, produce_answers, run_pairwise_command, run_suite, run_suite_command
+from eval.judges.base import EvalSample
+from eval.judges.faithfulness import FaithfulnessJudge
+from rag.errors import EvalDataError
+from tests.eval.judge_fakes import FakeLLM
+
+
+def test_sample_suite_is_valid(repo_root: Path) -> None:
+    items = load_suite(repo_root / "data" / "sample_questions.jsonl")
+    assert 6 <= len(items) <= 10 and all(it.reference for it in items)
+    assert sum("not in the documents" in (it.reference or "") for it in items) in (1, 2)
+    assert any(it.domain == "math" for it in items)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"answer": "x"}', "non-empty 'question'"),
+        ('{"question": "q", "contexts": "c"}', "list of strings"),
+        ('{"question": "q", "domain": "poetry"}', "domain"),
+        ("{oops", "invalid JSON"),
+    ],
+)
+def test_suite_errors_name_the_line(tmp_path: Path, line: str, message: str) -> None:
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"question": "fine"}\n' + line + "\n")
+    with pytest.raises(EvalDataError, match=message) as e:
+        load_suite(p)
+    assert ":2:" in str(e.value)
+
+
+def test_missing_answers_are_produced_and_errors_excluded_from_means(tmp_path: Path) -> None:
+    items = [
+        EvalSample(id="1", question="q1", answer="given", contexts=("c",)),
+        EvalSample(id="2", question="q2", answer=""),
+    ]
+    filled = produce_answers(items, lambda q: (f"answer to {q}", ["ctx"]))
+    assert filled[0].answer == "given" and filled[1].answer == "answer to q2" and filled[1].contexts == ("ctx",)
+    good = {"claims": [{"claim": "x", "evidence": "x", "verdict": "supported"}]}
+    llm = FakeLLM(respond=lambda m: good if "given" in m[-1]["content"] else "garbage")
+    result = run_suite(filled, [FaithfulnessJudge(llm)])
+    s = result.summary()["faithfulness"]
+    assert (s["mean"], s["n_ok"], s["errors"]) == (1.0, 1, 1) and s["tokens_per_item"] > 0
+
+
+def _args(**kw: Any) -> argparse.Namespace:
+    base = {"config": None, "index": None, "out": None, "json": False, "max_retries": 0, "llm_threads": None}
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_suite_command_writes_every_report_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = tmp_path / "suite.jsonl"
+    suite.write_text(
+        json.dumps(
+            {
+                "id": "a",
+                "question": "When does it open?",
+                "answer": "At 8.",
+                "contexts": ["Open from 8."],
+                "reference": "8:00",
+            }
+        )
+        + "\n"
+    )
+
+    def respond(messages: list[dict[str, str]]) -> dict[str, Any]:
+        system = messages[0]["content"]
+        if "fact-checker" in system:
+            return {"claims": [{"claim": "It opens at 8.", "evidence": "Open from 8", "verdict": "supported"}]}
+        if "questions" in system:
+            return {"questions": ["When does it open?"] * 3, "noncommittal": False}
+        return {"passages": [{"passage": 1, "reason": "hours", "useful": True}]}
+
+    from rag.config import PipelineConfig
+
+    fake = FakeLLM(respond=respond)
+    rc = run_suite_command(
+        _args(suite=str(suite), judges=["faithfulness", "context_relevance"], out=str(tmp_path / "out")),
+        llm_factory=lambda a: (PipelineConfig(), fake),
+        progress=False,
+    )
+    assert rc == 0
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} == {"summary.json", "items.jsonl", "answers.jsonl", "report.html"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["faithfulness"]["mean"] == 1.0 and summary["context_relevance"]["mean"] == 1.0
+    assert "<img" in (out / "report.html").read_text() and "faithfulness" in capsys.readouterr().out
+
+    a = out / "answers.jsonl"
+    b = tmp_path / "b.jsonl"
+    b.write_text(json.dumps({"id": "a", "question": "When does it open?", "answer": "No idea."}) + "\n")
+    judge_llm = FakeLLM([{"explanation": "first is better", "winner": "first"}])
+    rc = run_pairwise_command(
+        _args(a=str(a), b=str(b), length_control=True, out=str(tmp_path / "pw")),
+        llm_factory=lambda args: (None, judge_llm),
+        progress=False,
+    )
+    pw = json.loads((tmp_path / "pw" / "summary.json").read_text())
+    assert rc == 0 and pw["ties"] == 1 and pw["position_consistency"] == 0.0 and pw["first_position_preference"] == 1.0
