@@ -108,3 +108,18 @@ def test_suite_command_writes_every_report_file(tmp_path: Path, capsys: pytest.C
     )
     pw = json.loads((tmp_path / "pw" / "summary.json").read_text())
     assert rc == 0 and pw["ties"] == 1 and pw["position_consistency"] == 0.0 and pw["first_position_preference"] == 1.0
+
+
+def test_absent_answers_come_from_the_real_pipeline(repo_root: Path, tmp_path: Path, embedder: Any) -> None:
+    """Retrieval is real (data/sample ingested with MiniLM); only the generating LLM is a fake."""
+    from eval.answers import pipeline_asker
+    from ingest.pipeline import ingest
+    from rag.config import PipelineConfig, RerankConfig
+
+    config = PipelineConfig(rerank=RerankConfig(model=None))
+    ingest(repo_root / "data" / "sample", index_dir=tmp_path / "index", config=config)
+    llm = FakeLLM(["Full-time employees get 27 days [1]."])
+    items = load_suite(repo_root / "data" / "sample_questions.jsonl")[:1]
+    filled = produce_answers(items, pipeline_asker(config, str(tmp_path / "index"), llm))
+    assert filled[0].answer.startswith("Full-time employees get 27 days")
+    assert filled[0].contexts and any("27 days" in c for c in filled[0].contexts)

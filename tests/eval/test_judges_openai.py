@@ -1,0 +1,73 @@
+"""Judges through the OpenAI-compatible backend (rag.llm ``openai``), against a local stub server: the
+request carries the JSON schema as ``response_format`` and the verdict comes back parsed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+
+from eval.judges.faithfulness import FaithfulnessJudge
+from rag.config import LLMConfig
+from rag.llm import create_llm
+
+REPLY = {"sentences": [{"verdict": "supported", "note": ""}, {"verdict": "unsupported", "note": "no 22:00"}]}
+
+
+@pytest.fixture()
+def stub_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    requests: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append(body)
+            out = {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": json.dumps(REPLY)},
+                    }
+                ],
+                "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
+            }
+            data = json.dumps(out).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_faithfulness_judge_over_an_openai_compatible_endpoint(stub_server: tuple[str, list[dict[str, Any]]]) -> None:
+    base_url, requests = stub_server
+    llm = create_llm(LLMConfig(backend="openai", base_url=base_url, model="judge-model", max_retries=0, timeout_s=10))
+    r = FaithfulnessJudge(llm, granularity="sentences").judge(
+        "The office opens at 07:00. It closes at 22:00.", ["Open 07:00 to 20:00."]
+    )
+    assert r.status == "ok" and r.score == 0.5 and r.details["unsupported"] == ["It closes at 22:00."]
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (50, 20)
+    fmt = requests[0]["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"]["properties"]["sentences"]["minItems"] == 2
+    assert requests[0]["temperature"] == 0.0 and requests[0]["model"] == "judge-model"
