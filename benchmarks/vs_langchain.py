@@ -16,6 +16,7 @@ chunk hits are mapped to documents, first occurrence wins).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import resource
 import subprocess
@@ -26,10 +27,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import rag  # noqa: F401 - offline environment first
+HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0] or ".").resolve() == HERE:
+    sys.path[0] = str(HERE.parent)  # the repo, not benchmarks/ (whose ingest.py would shadow the package)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from query import DEFAULT_DATA, load_test_queries, percentile
+import rag  # noqa: E402, F401 - offline environment first
+
+
+def _query_benchmark() -> Any:
+    spec = importlib.util.spec_from_file_location("ragtrail_query_benchmark", HERE / "query.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_qb = _query_benchmark()
+DEFAULT_DATA, load_test_queries, percentile = _qb.DEFAULT_DATA, _qb.load_test_queries, _qb.percentile
 
 CHUNK_TOKENS, OVERLAP_TOKENS = 256, 32
 
@@ -138,7 +152,35 @@ def _langchain(data: Path, depth: int, queries: list[tuple[str, str]]) -> dict[s
     return {"ingest_s": ingest_s, "chunks": len(chunks), "latencies_ms": latencies, "run": run}
 
 
-def side(name: str, data: Path, depth: int, n_queries: int) -> dict[str, Any]:
+def subsample(data: Path, max_docs: int, out: Path) -> Path:
+    """A BEIR folder whose corpus keeps every document judged in the test qrels plus the first others
+    in file order up to ``max_docs`` (queries and qrels are linked, not copied)."""
+    judged = {d for docs in load_qrels(data).values() for d in docs}
+    out.mkdir(parents=True, exist_ok=True)
+    kept = 0
+    with open(data / "corpus.jsonl", encoding="utf-8") as src, open(out / "corpus.jsonl", "w", encoding="utf-8") as dst:
+        lines = src.readlines()
+        budget = max(0, max_docs - len(judged))
+        for line in lines:
+            doc_id = str(json.loads(line)["_id"])
+            if doc_id in judged or budget > 0:
+                budget -= doc_id not in judged
+                dst.write(line)
+                kept += 1
+    (out / "qrels").mkdir(exist_ok=True)
+    for name in ("queries.jsonl", "qrels/test.tsv"):
+        target = out / name
+        if not target.exists():
+            target.symlink_to(data / name)
+    print(f"corpus subsample: {kept} of {len(lines)} documents (all {len(judged)} judged ones)", file=sys.stderr)
+    return out
+
+
+def side(name: str, data: Path, depth: int, n_queries: int, threads: int | None) -> dict[str, Any]:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     queries = load_test_queries(data)[:n_queries]
     with tempfile.TemporaryDirectory(prefix="vs-langchain-") as work:
         result = _ours(data, Path(work), depth, queries) if name == "ours" else _langchain(data, depth, queries)
@@ -174,13 +216,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--depth", type=int, default=100, help="candidates per retriever before fusion")
     p.add_argument("--queries", type=int, default=300)
+    p.add_argument("--max-docs", type=int, default=0, help="subsample the corpus (judged docs kept); 0 = all")
+    p.add_argument("--threads", type=int, help="torch intra-op threads for both sides (default: torch's)")
     p.add_argument("--side", choices=("ours", "langchain"), help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.side:
-        print(json.dumps(side(args.side, args.data, args.depth, args.queries)))
+        print(json.dumps(side(args.side, args.data, args.depth, args.queries, args.threads)))
         return 0
     qrels = load_qrels(args.data)
+    tmp = tempfile.TemporaryDirectory(prefix="vs-langchain-data-")
+    data = subsample(args.data, args.max_docs, Path(tmp.name)) if args.max_docs else args.data
+    with open(data / "corpus.jsonl", encoding="utf-8") as fh:
+        n_docs = sum(1 for _ in fh)
     results: dict[str, dict[str, float]] = {}
     for name in ("ours", "langchain"):
         print(f"running {name} ...", file=sys.stderr, flush=True)
@@ -190,18 +238,19 @@ def main(argv: list[str] | None = None) -> int:
             "--side",
             name,
             "--data",
-            str(args.data),
+            str(data),
             "--depth",
             str(args.depth),
             "--queries",
             str(args.queries),
+            *(["--threads", str(args.threads)] if args.threads else []),
         ]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
         results[name] = summarize(json.loads(out.strip().splitlines()[-1]), qrels)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"SciFact test, {args.queries} queries, depth {args.depth} per retriever, hybrid RRF k/c=60\n")
+    print(f"SciFact test, {args.queries} queries, {n_docs} documents, depth {args.depth} per retriever, RRF k=60\n")
     print("| metric | ragtrail | LangChain | ragtrail / LangChain |\n|---|---:|---:|---:|")
     for key, label, fmt in ROWS:
         ours, theirs = results["ours"][key], results["langchain"][key]
