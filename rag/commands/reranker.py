@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", metavar="DIR", help="run folder: prepared data, checkpoints, report, model/")
     train.add_argument("--epochs", type=float, metavar="N")
     train.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps (overrides --epochs)")
+    train.add_argument(
+        "--stop-after", type=int, metavar="N", help="end at step N (the LR schedule still spans --max-steps)"
+    )
     train.add_argument("--batch-queries", type=int, metavar="N", help="queries per step (each with its negatives)")
     train.add_argument("--negatives", type=int, metavar="N", help="BM25 hard negatives per query")
     train.add_argument("--max-length", type=int, metavar="N", help="tokens per (query, passage) pair")
@@ -83,6 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
         out=args.out,
         epochs=args.epochs,
         max_steps=args.max_steps,
+        stop_after=args.stop_after,
         batch_queries=args.batch_queries,
         negatives=args.negatives,
         max_length=args.max_length,

@@ -100,6 +100,11 @@ def export_fp16(ce: CrossEncoder, out: Path, *, extra: dict[str, Any] | None = N
     config["dtype"] = "float32"
     config.pop("torch_dtype", None)
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    st_config = tmp / "config_sentence_transformers.json"
+    if st_config.is_file():  # predict() returns the raw logit, the score the fusion weight was tuned on
+        settings = json.loads(st_config.read_text(encoding="utf-8"))
+        settings["activation_fn"] = "torch.nn.modules.linear.Identity"
+        st_config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     for junk in ("README.md",):
         (tmp / junk).unlink(missing_ok=True)
     if extra is not None:

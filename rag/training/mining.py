@@ -182,7 +182,7 @@ def pairs_from_chunks(
                 i = rng.choice(usable)
                 rest = " ".join(sentences[:i] + sentences[i + 1 :])
                 if label:
-                    rest = f"{label}. {rest}"
+                    rest = f"{label.rstrip('.')}. {rest}"
                 out.append(TrainExample(query=sentences[i], positive=rest, group=group, source="index-sentence"))
     rng.shuffle(out)
     return out[:max_pairs] if max_pairs is not None else out

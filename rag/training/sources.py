@@ -18,6 +18,7 @@ from rag.config import from_dict
 from rag.errors import ConfigError
 from rag.training.data import LoadReport, TrainExample, load_any
 from rag.training.train import TrainConfig
+from rag.types import Chunk
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ def collect(recipe: Recipe) -> Collected:
         from ingest.store import open_index
         from rag.training.mining import llm_queries, pairs_from_chunks
 
-        chunks = open_index(recipe.from_index).chunks
+        chunks = (
+            corpus_chunks(recipe.from_index) if _is_corpus(recipe.from_index) else open_index(recipe.from_index).chunks
+        )
         pairs = pairs_from_chunks(
             chunks, max_pairs=recipe.index_pairs, kinds=recipe.index_pair_kinds, seed=recipe.train.seed
         )
@@ -89,6 +92,27 @@ def collect(recipe: Recipe) -> Collected:
     if not examples:
         raise ConfigError("no training data: give --data PATH (JSONL, BEIR folder, shared train/) or --from-index DIR")
     return Collected(examples, pool, report)
+
+
+def _is_corpus(path: str) -> bool:
+    p = Path(path)
+    return (p.is_file() and p.name.endswith((".jsonl", ".jsonl.gz"))) or (p / "corpus.jsonl").is_file()
+
+
+def corpus_chunks(path: str) -> list[Chunk]:
+    """A BEIR ``corpus.jsonl`` (or its folder) as one chunk per document, for mining without an index."""
+    import json
+
+    p = Path(path)
+    p = p / "corpus.jsonl" if p.is_dir() else p
+    out: list[Chunk] = []
+    with p.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                d = json.loads(line)
+                title = str(d.get("title") or "") or None
+                out.append(Chunk(id=str(d["_id"]), source=str(d["_id"]), text=str(d.get("text") or ""), title=title))
+    return out
 
 
 def describe(report: LoadReport) -> Sequence[str]:

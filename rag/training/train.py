@@ -42,6 +42,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     epochs: float = 1.0
     max_steps: int | None = None
+    stop_after: int | None = None  # end early at this step; the LR schedule still spans max_steps
     seed: int = 0
     heldout_fraction: float = 0.03
     heldout_queries: int = 60
@@ -54,6 +55,7 @@ class TrainConfig:
     fusion_rrf_k: int = 60
     freeze_embeddings: bool = True
     freeze_layers: int = 0
+    head_lr: float | None = 2e-3
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -210,6 +212,14 @@ def _order(scores: np.ndarray) -> list[int]:
 # ---------------------------------------------------------------- training
 
 
+def _is_head(name: str) -> bool:
+    return name.startswith("classifier.") or ".pooler." in name
+
+
+def _no_decay(name: str) -> bool:
+    return "bias" in name or "LayerNorm" in name
+
+
 def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     warm = max(1, int(total * cfg.warmup_ratio))
     if step < warm:
@@ -282,7 +292,9 @@ def train_reranker(
     else:
         chosen, held, counts = prepare(examples, cfg, pool_passages=pool_passages)
         before = None
+    torch.manual_seed(cfg.seed)  # the fresh classification head is initialised from the seed
     ce = load_cross_encoder(last.as_posix() if last else cfg.base, max_length=cfg.max_length)
+    head_scale = (cfg.head_lr or cfg.lr) / cfg.lr
     if before is None:
         before = evaluate_heldout(ce, held, cfg) if held else None
         prepared.write_text(
@@ -312,11 +324,17 @@ def train_reranker(
             if any(f in name for f in frozen):
                 p.requires_grad_(False)
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for n, p in params if not any(t in n for t in ("bias", "LayerNorm"))]
-    no_decay = [p for n, p in params if any(t in n for t in ("bias", "LayerNorm"))]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
+    # the new head and the never-trained pooler learn at head_lr, the encoder at lr
+    groups = [
+        {
+            "params": [p for n, p in params if _is_head(n) == h and _no_decay(n) == nd],
+            "weight_decay": 0.0 if nd else cfg.weight_decay,
+            "scale": head_scale if h else 1.0,
+        }
+        for h in (False, True)
+        for nd in (False, True)
+    ]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
     step = 0
     if last is not None:
         load_optimizer_state(opt, last)
@@ -324,7 +342,8 @@ def train_reranker(
     model.train()
     t0, pairs_seen, losses = time.perf_counter(), 0, []
     bar = tqdm(total=total, initial=step, desc="train reranker", disable=not cfg.progress, unit="step")
-    while step < total:
+    end = min(total, cfg.stop_after or total)
+    while step < end:
         batch = batches[step]
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         group = 1 + cfg.negatives
@@ -346,7 +365,7 @@ def train_reranker(
         logits = logits.masked_fill(~torch.tensor(mask), -1e4)
         loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(batch), dtype=torch.long))
         for g in opt.param_groups:
-            g["lr"] = _lr_at(step, total, cfg)
+            g["lr"] = _lr_at(step, total, cfg) * g["scale"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
         opt.step()
@@ -356,7 +375,7 @@ def train_reranker(
         losses.append(float(loss.detach()))
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", pairs_s=f"{pairs_seen / (time.perf_counter() - t0):.2f}")
-        if step % cfg.checkpoint_every == 0 or step == total:
+        if step % cfg.checkpoint_every == 0 or step == end:
             save_checkpoint(
                 ce,
                 opt,
@@ -375,7 +394,7 @@ def train_reranker(
     }
     model_dir = export_fp16(ce, out / "model", extra=extra)
     result = TrainResult(
-        out, model_dir, total, pairs_seen, seconds, pairs_seen / max(seconds, 1e-9), before, after, counts
+        out, model_dir, step, pairs_seen, seconds, pairs_seen / max(seconds, 1e-9), before, after, counts
     )
     (out / "training_report.json").write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
     return result
