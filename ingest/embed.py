@@ -1,4 +1,5 @@
-"""Embedding of chunk texts: L2-normalised float32, longest texts first so batches pad little."""
+"""Embedding of chunk texts: L2-normalised float32. With a progress bar, texts go in groups of
+``GROUP_BATCHES`` batches, longest first (so batches pad little), and the bar advances per group."""
 
 from __future__ import annotations
 
@@ -16,26 +17,28 @@ def embed_texts(model: Any, texts: Sequence[str], *, batch_size: int, progress: 
     out = np.zeros((len(texts), dim), dtype=np.float32)
     if not texts:
         return out
+    if not progress:  # one call: sentence-transformers sorts by length and batches exactly as alone
+        return _encode(model, list(texts), batch_size)
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     group = batch_size * GROUP_BATCHES
     bar = _bar(len(texts), progress)
     try:
         for begin in range(0, len(order), group):
             rows = order[begin : begin + group]
-            vectors = model.encode(
-                [texts[i] for i in rows],
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-            out[rows] = np.asarray(vectors, dtype=np.float32)
+            out[rows] = _encode(model, [texts[i] for i in rows], batch_size)
             if bar is not None:
                 bar.update(len(rows))
     finally:
         if bar is not None:
             bar.close()
     return out
+
+
+def _encode(model: Any, texts: list[str], batch_size: int) -> np.ndarray:
+    vectors = model.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+    return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def _bar(total: int, enabled: bool) -> Any:

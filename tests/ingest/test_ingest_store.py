@@ -166,3 +166,14 @@ def test_dense_ties_are_broken_by_row(tmp_path: Path) -> None:
     vectors = np.tile(np.eye(4, dtype=np.float32)[:1], (20, 1))  # twenty identical rows
     index = build_faiss(vectors, DenseIndexConfig())
     assert [r for r, _ in search(index, vectors[:1], 5)[0]] == [0, 1, 2, 3, 4]
+
+
+def test_embedding_with_and_without_progress_agree(embedder) -> None:
+    from ingest.embed import embed_texts
+
+    texts = ["short", "a somewhat longer sentence about compost heaps", "mid length text here", ""]
+    plain = embed_texts(embedder, texts, batch_size=2)
+    grouped = embed_texts(embedder, texts, batch_size=1, progress=True)
+    assert plain.dtype == np.float32 and plain.shape == (4, 384)
+    assert np.allclose(plain, grouped, atol=1e-5)
+    assert np.allclose(np.linalg.norm(plain, axis=1), 1.0, atol=1e-5)
