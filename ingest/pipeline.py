@@ -267,36 +267,11 @@ def _build_and_write(
     progress: bool,
 ) -> None:
     from ingest.dense import build_faiss
-    from ingest.embed import embed_texts
 
     chunks = [c for p in prepared for c in p.chunks]
-    new_rows: list[int] = []
-    old_rows: list[tuple[int, int]] = []
-    row = 0
-    for p in prepared:
-        if p.reuse_rows is not None:
-            old_rows.extend((row + i, r) for i, r in enumerate(p.reuse_rows))
-        else:
-            new_rows.extend(range(row, row + len(p.chunks)))
-        row += len(p.chunks)
     with timer("embed"):
-        new = (
-            embed_texts(
-                models.embedder,
-                [chunks[i].text for i in new_rows],
-                batch_size=config.embedding.batch_size,
-                progress=progress,
-            )
-            if new_rows
-            else None
-        )
-    dimension = new.shape[1] if new is not None else previous.index.dimension  # type: ignore[union-attr]
-    embeddings = np.zeros((len(chunks), dimension), dtype=np.float32)
-    if new is not None:
-        embeddings[new_rows] = new
-    if old_rows and previous is not None:
-        embeddings[[a for a, _ in old_rows]] = previous.index.embeddings[[b for _, b in old_rows]]
-    report.chunks_embedded = len(new_rows)
+        embeddings, report.chunks_embedded = _embeddings(prepared, previous, models, config, progress)
+    dimension = embeddings.shape[1]
     with timer("bm25"):
         tokenizer = BM25Tokenizer.from_config(config.bm25)
         matrix = build_matrix(tokenizer.tokenize_many(c.text for c in chunks), k1=config.bm25.k1, b=config.bm25.b)
@@ -313,6 +288,39 @@ def _build_and_write(
             bm25=matrix,
         )
         store.publish(index_root, staged)
+
+
+def _embeddings(
+    prepared: list[Prepared], previous: Previous | None, models: _Models, config: PipelineConfig, progress: bool
+) -> tuple[np.ndarray, int]:
+    """All rows' vectors: stored ones for unchanged documents, freshly embedded ones for the rest."""
+    from ingest.embed import embed_texts
+
+    new_rows: list[int] = []
+    new_texts: list[str] = []
+    old_rows: list[int] = []
+    stored_rows: list[int] = []
+    row = 0
+    for p in prepared:
+        if p.reuse_rows is not None:
+            old_rows.extend(range(row, row + len(p.chunks)))
+            stored_rows.extend(p.reuse_rows)
+        else:
+            new_rows.extend(range(row, row + len(p.chunks)))
+            new_texts.extend(c.text for c in p.chunks)
+        row += len(p.chunks)
+    if new_rows:
+        new = embed_texts(models.embedder, new_texts, batch_size=config.embedding.batch_size, progress=progress)
+        dimension = new.shape[1]
+    else:
+        assert previous is not None, "every row is reused, so there is a previous index"
+        dimension = previous.index.dimension
+    embeddings = np.zeros((row, dimension), dtype=np.float32)
+    if new_rows:
+        embeddings[new_rows] = new
+    if old_rows and previous is not None:
+        embeddings[old_rows] = previous.index.embeddings[stored_rows]
+    return embeddings, len(new_rows)
 
 
 def _manifest(
