@@ -80,12 +80,15 @@ class RetrievalConfig:
 
 @dataclass(frozen=True)
 class RerankConfig:
-    """``model``: a CrossEncoder id or path; ``"default"`` is the reranker shipped in the package; null turns it off."""
+    """``model``: a CrossEncoder id or path; ``"default"`` is the reranker shipped in the package; null turns it off.
+    ``fusion_weight``: final score = (1 - w) * minmax(reranker) + w * minmax(first-stage score) per query;
+    null takes ``fusion_weight`` from ``reranker.json`` beside the model (0 when absent)."""
 
     model: str | None = "default"
     depth: int = 30
     batch_size: int = 32
     max_length: int = 256
+    fusion_weight: float | None = None
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ The model loads lazily on the first call; all (query, passage) pairs of a call g
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -52,23 +54,37 @@ class RerankStatus:
 
 
 def apply_scores(
-    hits: Sequence[Hit], scores: Sequence[float] | np.ndarray, *, top_k: int, stage: str = "rerank"
+    hits: Sequence[Hit],
+    scores: Sequence[float] | np.ndarray,
+    *,
+    top_k: int,
+    stage: str = "rerank",
+    raw: Sequence[float] | np.ndarray | None = None,
 ) -> list[Hit]:
-    """Re-sort ``hits`` by ``scores`` (ties by chunk id), keep ``top_k``, record the stage score and rank."""
-    if len(hits) != len(scores):
+    """Re-sort ``hits`` by ``scores`` (ties by chunk id), keep ``top_k``, record the stage score and rank
+    (and the model's raw score as ``<stage>_raw`` when it differs from the ranking score)."""
+    if len(hits) != len(scores) or (raw is not None and len(raw) != len(hits)):
         raise ValueError(f"{len(hits)} hits but {len(scores)} scores")
     by_id = {h.chunk.id: h for h in hits}
+    raw_by_id = {h.chunk.id: float(r) for h, r in zip(hits, raw, strict=True)} if raw is not None else {}
     ranked = sort_scored([(h.chunk.id, float(s)) for h, s in zip(hits, scores, strict=True)])[: max(top_k, 0)]
-    return [
-        Hit(
-            chunk=by_id[cid].chunk,
-            score=s,
-            rank=r,
-            scores={**by_id[cid].scores, stage: s},
-            ranks={**by_id[cid].ranks, stage: r},
-        )
-        for r, (cid, s) in enumerate(ranked, start=1)
-    ]
+    out = []
+    for r, (cid, s) in enumerate(ranked, start=1):
+        extra = {f"{stage}_raw": raw_by_id[cid]} if cid in raw_by_id else {}
+        scores_ = {**by_id[cid].scores, stage: s, **extra}
+        out.append(Hit(chunk=by_id[cid].chunk, score=s, rank=r, scores=scores_, ranks={**by_id[cid].ranks, stage: r}))
+    return out
+
+
+def blend(model_scores: np.ndarray, prior_scores: Sequence[float], weight: float) -> np.ndarray:
+    """``(1 - w) * minmax(model) + w * minmax(prior)`` over one query's candidates (w = 0: the model alone)."""
+    from rag.fusion import min_max_normalize
+
+    if weight <= 0.0 or len(model_scores) == 0:
+        return model_scores
+    m = np.asarray(min_max_normalize([float(x) for x in model_scores]))
+    p = np.asarray(min_max_normalize([float(x) for x in prior_scores]))
+    return (1.0 - weight) * m + weight * p
 
 
 def _as_relevance(raw: Any) -> np.ndarray:
@@ -94,7 +110,11 @@ class CrossEncoderReranker:
         batch_size: int = 32,
         max_length: int = 256,
         device: str = "cpu",
+        fusion_weight: float = 0.0,
     ) -> None:
+        if not 0.0 <= fusion_weight <= 1.0:
+            raise ValueError(f"rerank fusion_weight must be in [0, 1], got {fusion_weight}")
+        self.fusion_weight = fusion_weight
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device
@@ -138,7 +158,12 @@ class CrossEncoderReranker:
         out: list[list[Hit]] = []
         start = 0
         for hs in hits:
-            out.append(apply_scores(hs, scores[start : start + len(hs)], top_k=top_k))
+            raw = scores[start : start + len(hs)]
+            if self.fusion_weight > 0.0:
+                mixed = blend(raw, [h.score for h in hs], self.fusion_weight)
+                out.append(apply_scores(hs, mixed, top_k=top_k, raw=raw))
+            else:
+                out.append(apply_scores(hs, raw, top_k=top_k))
             start += len(hs)
         return out
 
@@ -153,5 +178,20 @@ def load_reranker(config: RerankConfig) -> tuple[Reranker | None, RerankStatus]:
         path = resolve_reranker_model(config.model)
     except ModelError as e:
         return None, RerankStatus(enabled=False, model=config.model, reason=str(e))
-    reranker = CrossEncoderReranker(path, batch_size=config.batch_size, max_length=config.max_length)
+    weight = config.fusion_weight if config.fusion_weight is not None else _model_fusion_weight(path)
+    reranker = CrossEncoderReranker(
+        path, batch_size=config.batch_size, max_length=config.max_length, fusion_weight=weight
+    )
     return reranker, RerankStatus(enabled=True, model=config.model, path=path)
+
+
+def _model_fusion_weight(path: str) -> float:
+    """``fusion_weight`` from ``reranker.json`` beside a model trained by ``rag reranker train``, else 0."""
+    meta = Path(path) / "reranker.json"
+    if not meta.is_file():
+        return 0.0
+    try:
+        with meta.open(encoding="utf-8") as fh:
+            return float(json.load(fh).get("fusion_weight", 0.0))
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise ModelError(f"{meta}: unreadable reranker metadata ({e}); fix or delete the file") from e

@@ -102,7 +102,7 @@ def test_chat_answers_each_line_until_exit(capsys, query_index, scripted, monkey
     monkeypatch.setattr(
         "sys.stdin", io.StringIO("How fast is the Kestrel?\n\n  \nWhen does the cafeteria open?\nexit\nnever asked\n")
     )
-    code, out, _ = _run(capsys, "chat", "--index", str(query_index), "--top-k", "2", "--json")
+    code, out, _ = _run(capsys, "chat", "--index", str(query_index), "--top-k", "2", "--json", "--no-rerank")
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert code == 0 and [x["question"] for x in lines] == ["How fast is the Kestrel?", "When does the cafeteria open?"]
     assert len(scripted.seen) == 2

@@ -90,3 +90,27 @@ def test_a_configured_model_that_cannot_load_is_an_error(tmp_path):
 def test_status_round_trips_to_dict():
     s = RerankStatus(enabled=True, model="default", path="/x")
     assert s.to_dict() == {"enabled": True, "model": "default", "path": "/x", "reason": None}
+
+
+def test_blend_with_the_first_stage_score():
+    import numpy as np
+
+    from rag.rerank import blend
+
+    model = np.array([0.0, 10.0, 5.0])
+    assert blend(model, [3.0, 2.0, 1.0], 0.0).tolist() == [0.0, 10.0, 5.0]
+    assert blend(model, [3.0, 2.0, 1.0], 0.5).tolist() == pytest.approx([0.5, 0.75, 0.25])
+
+
+def test_fusion_weight_comes_from_reranker_json_beside_the_model(tiny_cross_encoder, tmp_path):
+    import json
+
+    tiny_cross_encoder.save(str(tmp_path / "ce"))
+    (tmp_path / "ce" / "reranker.json").write_text(json.dumps({"fusion_weight": 1.0}), encoding="utf-8")
+    reranker, _ = load_reranker(RerankConfig(model=str(tmp_path / "ce"), max_length=64))
+    assert isinstance(reranker, CrossEncoderReranker) and reranker.fusion_weight == 1.0
+    out = reranker.rerank("cats", _hits(), top_k=5)
+    assert [h.chunk.id for h in out] == ["c0", "c1", "c2", "c3", "c4"]  # weight 1: the first-stage order
+    assert all("rerank_raw" in h.scores for h in out)
+    overridden, _ = load_reranker(RerankConfig(model=str(tmp_path / "ce"), fusion_weight=0.0, max_length=64))
+    assert isinstance(overridden, CrossEncoderReranker) and overridden.fusion_weight == 0.0
