@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import rag  # noqa: E402,F401 - offline defaults before model libraries load
-from eval.datasets import load_beir  # noqa: E402
+from eval.datasets import EvalDataset, load_beir  # noqa: E402
 from eval.metrics import mean_scores  # noqa: E402
 from eval.retrieval import hits_to_run, score_run  # noqa: E402
 from rag.config import PipelineConfig  # noqa: E402
@@ -121,22 +121,84 @@ def latency(
     return statistics.median(times), float(np.percentile(times, 95))
 
 
+def _index_first_stage(
+    index_dir: str, queries: dict[str, str], dataset: EvalDataset, cfg: PipelineConfig, results: dict[str, float]
+) -> dict[str, list[Hit]]:
+    """bm25, dense and hybrid from the project's index; returns the hybrid hits (chunks)."""
+    from ingest.store import open_index
+    from rag.retrieval import SentenceTransformerEncoder, build_retriever
+
+    index = open_index(index_dir, embedding_model=cfg.embedding.model)
+    encoder = SentenceTransformerEncoder(index.embedding_model)
+    qids = list(queries)
+    hybrid: dict[str, list[Hit]] = {}
+    for mode in ("bm25", "dense", "hybrid"):
+        retriever = build_retriever(index, cfg.retrieval, mode=mode, encoder=encoder)
+        hits = dict(zip(qids, retriever.search_many([queries[q] for q in qids], k=cfg.retrieval.depth), strict=True))
+        results[mode] = mean_scores(score_run(hits_to_run(hits, dataset), dataset, ks=(10,)))["ndcg@10"]
+        print(f"{mode:<40} nDCG@10 {results[mode]:.4f}", flush=True)
+        hybrid = hits
+    return hybrid
+
+
+def _bm25_docs_first_stage(
+    dataset_dir: Path, queries: dict[str, str], dataset: EvalDataset, cfg: PipelineConfig, results: dict[str, float]
+) -> dict[str, list[Hit]]:
+    """BM25 (bm25s, the project's k1/b/stop words/stemmer) over whole documents "title. text"."""
+    import bm25s
+    import Stemmer
+
+    from rag.training.data import beir_passage
+    from rag.types import Chunk
+
+    with (dataset_dir / "corpus.jsonl").open(encoding="utf-8") as fh:
+        docs = [json.loads(line) for line in fh if line.strip()]
+    chunks = [Chunk(id=str(d["_id"]), source=str(d["_id"]), text=beir_passage(d)) for d in docs]
+    stemmer = Stemmer.Stemmer(cfg.bm25.stemmer) if cfg.bm25.stemmer else None
+    retriever = bm25s.BM25(k1=cfg.bm25.k1, b=cfg.bm25.b)
+    retriever.index(
+        bm25s.tokenize([c.text for c in chunks], stopwords=cfg.bm25.stopwords, stemmer=stemmer, show_progress=False),
+        show_progress=False,
+    )
+    qids = list(queries)
+    tokens = bm25s.tokenize(
+        [queries[q] for q in qids], stopwords=cfg.bm25.stopwords, stemmer=stemmer, show_progress=False
+    )
+    rows, scores = retriever.retrieve(tokens, k=cfg.retrieval.depth, show_progress=False)
+    hits = {
+        q: [
+            Hit(chunk=chunks[int(r)], score=float(s), rank=i + 1, scores={"bm25": float(s), "fusion": float(s)})
+            for i, (r, s) in enumerate(zip(rr, ss, strict=True))
+        ]
+        for q, rr, ss in zip(qids, rows, scores, strict=True)
+    }
+    results["bm25-docs"] = mean_scores(score_run(hits_to_run(hits, dataset), dataset, ks=(10,)))["ndcg@10"]
+    print(f"{'bm25-docs':<40} nDCG@10 {results['bm25-docs']:.4f}", flush=True)
+    return hits
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
-    from ingest.store import open_index
     from rag.models import resolve_reranker_model
-    from rag.retrieval import SentenceTransformerEncoder, build_retriever
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default=str(ROOT.parent / "shared" / "data" / "beir" / "scifact"))
     ap.add_argument("--split", default="test")
     ap.add_argument("--index", default=".ragtrail-scifact", help="an index built from the dataset's corpus.jsonl")
+    ap.add_argument(
+        "--first-stage",
+        choices=("index", "bm25-docs"),
+        default="index",
+        help="index: bm25/dense/hybrid from --index (reranks hybrid); bm25-docs: bm25s over whole "
+        "documents of corpus.jsonl, no index needed (reranks BM25)",
+    )
     ap.add_argument("--model", action="append", help="reranker path or 'default'; repeatable (default: default)")
     ap.add_argument("--depth", type=int, default=30, help="candidates reranked per query")
     ap.add_argument("--max-length", type=int, default=PipelineConfig().rerank.max_length)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--latency-queries", type=int, default=20)
+    ap.add_argument("--latency-depth", type=int, default=30, help="candidates per query for the latency numbers")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="runs/bench-rerank")
     args = ap.parse_args(argv)
@@ -146,25 +208,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     dataset = load_beir(Path(args.dataset), split=args.split)
     queries = {q: dataset.queries[q] for q in dataset.qrels if q in dataset.queries}
     cfg = PipelineConfig()
-    index = open_index(args.index, embedding_model=cfg.embedding.model)
-    encoder = SentenceTransformerEncoder(index.embedding_model)
     results: dict[str, float] = {}
-    hybrid: dict[str, list[Hit]] = {}
-    for mode in ("bm25", "dense", "hybrid"):
-        retriever = build_retriever(index, cfg.retrieval, mode=mode, encoder=encoder)
-        qids = list(queries)
-        found = retriever.search_many([queries[q] for q in qids], k=cfg.retrieval.depth)
-        hits = dict(zip(qids, found, strict=True))
-        results[mode] = mean_scores(score_run(hits_to_run(hits, dataset), dataset, ks=(10,)))["ndcg@10"]
-        print(f"{mode:<32} nDCG@10 {results[mode]:.4f}", flush=True)
-        if mode == "hybrid":
-            hybrid = hits
+    if args.first_stage == "index":
+        first, label = _index_first_stage(args.index, queries, dataset, cfg, results), "hybrid"
+    else:
+        first, label = _bm25_docs_first_stage(Path(args.dataset), queries, dataset, cfg, results), "bm25-docs"
     report: dict[str, object] = {
         "dataset": args.dataset,
         "split": args.split,
         "queries": len(queries),
         "depth": args.depth,
         "max_length": args.max_length,
+        "first_stage": label,
         "ndcg@10": results,
         "latency_ms": {},
     }
@@ -172,24 +227,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = resolve_reranker_model(model)
         weight = float(model_settings(path).get("fusion_weight", 0.0))
         heads = score_heads(
-            path, queries, hybrid, depth=args.depth, max_length=args.max_length, batch_size=args.batch_size, cache=out
+            path, queries, first, depth=args.depth, max_length=args.max_length, batch_size=args.batch_size, cache=out
         )
-        for label, w in ((f"hybrid+rerank[{model}]", 0.0), (f"hybrid+rerank[{model}] blend w={weight}", weight)):
-            reranked = {q: rerank_hits(hybrid[q], heads[q], depth=args.depth, fusion_weight=w) for q in hybrid}
-            results[label] = mean_scores(score_run(hits_to_run(reranked, dataset), dataset, ks=(10,)))["ndcg@10"]
-            print(f"{label:<32} nDCG@10 {results[label]:.4f}", flush=True)
+        for name, w in ((f"{label}+rerank[{model}]", 0.0), (f"{label}+rerank[{model}] blend w={weight}", weight)):
+            reranked = {q: rerank_hits(first[q], heads[q], depth=args.depth, fusion_weight=w) for q in first}
+            results[name] = mean_scores(score_run(hits_to_run(reranked, dataset), dataset, ks=(10,)))["ndcg@10"]
+            print(f"{name:<40} nDCG@10 {results[name]:.4f}", flush=True)
         if args.latency_queries:
             p50, p95 = latency(
                 path,
                 queries,
-                hybrid,
-                depth=args.depth,
+                first,
+                depth=args.latency_depth,
                 max_length=args.max_length,
                 batch_size=args.batch_size,
                 n=args.latency_queries,
             )
-            report["latency_ms"][model] = {"p50": p50, "p95": p95}  # type: ignore[index]
-            print(f"rerank {args.depth} candidates [{model}]: p50 {p50:.0f} ms, p95 {p95:.0f} ms", flush=True)
+            report["latency_ms"][model] = {"candidates": args.latency_depth, "p50": p50, "p95": p95}  # type: ignore[index]
+            print(f"rerank {args.latency_depth} candidates [{model}]: p50 {p50:.0f} ms, p95 {p95:.0f} ms", flush=True)
     (out / "results.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return 0
 

@@ -103,6 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
         recipe.train,
         resume=args.resume,
         pool_passages=collected.pool_passages,
+        pool_groups=collected.pool_groups,
         model_extra={"base": recipe.train.base, "data": list(recipe.data), "from_index": recipe.from_index},
     )
     if args.install:

@@ -26,14 +26,18 @@ from rag.types import Chunk
 class PassagePool:
     """Unique passages (dedup by :func:`text_key`) with a BM25 index built on first use."""
 
-    def __init__(self, passages: Sequence[str]) -> None:
+    def __init__(self, passages: Sequence[str], groups: Sequence[str] | None = None) -> None:
+        """``groups[i]`` (optional) names the document ``passages[i]`` comes from; see ``group_keys``."""
         self.passages: list[str] = []
         self.key_to_row: dict[str, int] = {}
-        for p in passages:
+        self.group_keys: dict[str, set[str]] = {}  # group -> keys of its passages (same-document exclusion)
+        for i, p in enumerate(passages):
             k = text_key(p)
             if p and k not in self.key_to_row:
                 self.key_to_row[k] = len(self.passages)
                 self.passages.append(p)
+            if p and groups is not None and groups[i]:
+                self.group_keys.setdefault(groups[i], set()).add(k)
         self.keys = [text_key(p) for p in self.passages]
         self._bm25: Any = None
 
@@ -95,6 +99,7 @@ def mine_bm25_negatives(
             order += [i for i in rng.sample(range(len(pool)), min(len(pool), 4 * n)) if i not in order]
         need = max(0, n - len(r.negatives))
         excluded = positives.get(r.query.lower(), set()) | {text_key(x) for x in r.negatives}
+        excluded |= pool.group_keys.get(r.group, set())  # other passages of the query's own document
         picked = _pick_negatives(order, excluded, pool.keys, n=need, skip_top=skip_top, rng=rng) if need else []
         if len(picked) < need:  # tiny pools: fill up with random passages (own rng: the main stream is untouched)
             fill = random.Random(f"{seed}:{r.query}")

@@ -60,6 +60,7 @@ class Collected:
     examples: list[TrainExample]
     pool_passages: list[str]
     report: LoadReport
+    pool_groups: list[str] = field(default_factory=list)
 
 
 def collect(recipe: Recipe) -> Collected:
@@ -69,6 +70,7 @@ def collect(recipe: Recipe) -> Collected:
     for source in recipe.data:
         examples.extend(load_any(source, allow_research_only=recipe.allow_research_only, report=report))
     pool: list[str] = []
+    groups: list[str] = []
     if recipe.from_index:
         from ingest.store import open_index
         from rag.training.mining import llm_queries, pairs_from_chunks
@@ -89,9 +91,10 @@ def collect(recipe: Recipe) -> Collected:
             report.counts["index:llm-queries"] = len(generated)
             examples.extend(generated)
         pool = [c.text for c in chunks]
+        groups = [f"index:{c.source}" for c in chunks]
     if not examples:
         raise ConfigError("no training data: give --data PATH (JSONL, BEIR folder, shared train/) or --from-index DIR")
-    return Collected(examples, pool, report)
+    return Collected(examples, pool, report, groups)
 
 
 def _is_corpus(path: str) -> bool:

@@ -55,6 +55,7 @@ class TrainConfig:
     fusion_rrf_k: int = 60
     freeze_embeddings: bool = True
     freeze_layers: int = 0
+    exclude_same_group: bool = False
     head_lr: float | None = 2e-3
     progress: bool = True
 
@@ -228,7 +229,11 @@ def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
 
 
 def prepare(
-    examples: Sequence[TrainExample], cfg: TrainConfig, *, pool_passages: Sequence[str] = ()
+    examples: Sequence[TrainExample],
+    cfg: TrainConfig,
+    *,
+    pool_passages: Sequence[str] = (),
+    pool_groups: Sequence[str] = (),
 ) -> tuple[list[TrainExample], list[HeldoutQuery], dict[str, int]]:
     """Dedup, split by group, keep as many training queries as the step budget uses, mine negatives."""
     rows = dedup_examples(e for e in examples if e.positive)
@@ -237,7 +242,15 @@ def prepare(
     rng.shuffle(train)
     budget = cfg.max_steps * cfg.batch_queries if cfg.max_steps else math.ceil(cfg.epochs * len(train))
     chosen = [train[i % len(train)] for i in range(budget)] if train else []
-    pool = PassagePool([*pool_passages, *(r.positive for r in rows), *(n for r in rows for n in r.negatives)])
+    texts = [*pool_passages, *(r.positive for r in rows), *(n for r in rows for n in r.negatives)]
+    groups = None
+    if cfg.exclude_same_group:  # never mine a "negative" from the query's own document (label-free pairs)
+        groups = [
+            *(pool_groups or [""] * len(pool_passages)),
+            *(r.group for r in rows),
+            *("" for r in rows for _ in r.negatives),
+        ]
+    pool = PassagePool(texts, groups)
     unique = list({(r.query, r.positive): r for r in chosen}.values())
     mined = {
         (r.query, r.positive): r
@@ -270,6 +283,7 @@ def train_reranker(
     *,
     resume: bool = False,
     pool_passages: Sequence[str] = (),
+    pool_groups: Sequence[str] = (),
     model_extra: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Prepare data (or reload it when resuming), train, evaluate before/after, export fp16."""
@@ -290,7 +304,7 @@ def train_reranker(
         if cfg.max_steps:  # a resumed run may be given a smaller step budget than it was prepared for
             chosen = chosen[: cfg.max_steps * cfg.batch_queries]
     else:
-        chosen, held, counts = prepare(examples, cfg, pool_passages=pool_passages)
+        chosen, held, counts = prepare(examples, cfg, pool_passages=pool_passages, pool_groups=pool_groups)
         before = None
     torch.manual_seed(cfg.seed)  # the fresh classification head is initialised from the seed
     ce = load_cross_encoder(last.as_posix() if last else cfg.base, max_length=cfg.max_length)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -129,8 +130,12 @@ def tiny_index(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Pat
     from ingest.pipeline import ingest
     from rag.config import PipelineConfig
 
+    docs = tmp_path_factory.mktemp("docs")
+    sample = repo_root / "data" / "sample"
+    for path in [*sample.glob("*.md"), *(sample / "handbook").glob("*")]:  # text only: a quick index
+        shutil.copy(path, docs / path.name)
     index_dir = tmp_path_factory.mktemp("idx") / "index"
-    ingest(repo_root / "data" / "sample", index_dir=index_dir, config=PipelineConfig())
+    ingest(docs, index_dir=index_dir, config=PipelineConfig())
     return index_dir
 
 
@@ -142,7 +147,7 @@ def test_train_export_and_load_end_to_end(tiny_index: Path, tmp_path: Path, monk
     from rag.training.train import TrainConfig, load_cross_encoder, score_pairs, train_reranker
 
     pairs = pairs_from_index(str(tiny_index), max_pairs=40, seed=0)
-    assert len(pairs) >= 10
+    assert len(pairs) >= 8
     cfg = TrainConfig(
         out=str(tmp_path / "run"),
         max_steps=2,
@@ -166,16 +171,24 @@ def test_train_export_and_load_end_to_end(tiny_index: Path, tmp_path: Path, monk
     assert (tmp_path / "run" / "checkpoints" / "step-0000002" / "optimizer.safetensors").is_file()
 
     monkeypatch.setattr(rag.models, "packaged_reranker_path", lambda: shipped)
-    reranker, status = load_reranker(RerankConfig(model="default", max_length=64))
+    reranker, status = load_reranker(RerankConfig(model="default", max_length=512))
     assert status.enabled and reranker is not None and status.path == str(shipped)
     probe = [(p.query, p.positive) for p in pairs[:4]]
     shipped_scores = reranker.score(probe)
     ckpt = tmp_path / "run" / "checkpoints"
-    step1 = score_pairs(load_cross_encoder(str(ckpt / "step-0000001"), max_length=64), probe, max_length=64)
-    step2 = score_pairs(load_cross_encoder(str(ckpt / "step-0000002"), max_length=64), probe, max_length=64)
+    step1 = score_pairs(load_cross_encoder(str(ckpt / "step-0000001"), max_length=512), probe, max_length=512)
+    step2 = score_pairs(load_cross_encoder(str(ckpt / "step-0000002"), max_length=512), probe, max_length=512)
     assert shipped_scores.shape == (4,) and np.isfinite(shipped_scores).all()
     assert np.allclose(shipped_scores, step2, atol=2e-2)  # raw logits (Identity activation); fp16 keeps them
     assert not np.allclose(step1, step2, atol=1e-4)  # training moved them
 
     resumed = train_reranker(pairs, cfg, resume=True)  # nothing left to do: loads step 2, re-exports
     assert resumed.pairs_seen == 0 and resumed.steps == 2
+
+
+def test_same_document_passages_are_never_negatives() -> None:
+    passages = ["cats sit on mats all day", "cats and mats, the sequel", "dogs bark", "markets fell", "rain today"]
+    pool = PassagePool(passages, groups=["doc1", "doc1", "doc2", "doc3", "doc4"])
+    row = TrainExample("cats on mats", "cats sit on mats all day", group="doc1")
+    (mined,) = mine_bm25_negatives([row], pool, n=2, depth=5, seed=0)
+    assert "cats and mats, the sequel" not in mined.negatives and len(mined.negatives) == 2
