@@ -77,7 +77,8 @@ class LlamaCppLLM:
 
     def __init__(self, config: LLMConfig) -> None:
         self.config = config
-        self.name = f"llama_cpp:{os.path.basename(config.model_path) if config.model_path else 'qwen2.5-coder-1.5b-instruct-q4_k_m'}"
+        model = os.path.basename(config.model_path) if config.model_path else "qwen2.5-coder-1.5b-instruct-q4_k_m"
+        self.name = f"llama_cpp:{model}"
         self.context_window = config.n_ctx
         self._llama: Llama | None = None
         self._lock = threading.RLock()
@@ -174,9 +175,10 @@ class LlamaCppLLM:
                     stream=True,
                 )
                 for chunk in chunks:
-                    delta = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
-                    if delta:
-                        yield delta
+                    delta: dict[str, Any] = chunk["choices"][0]["delta"]  # type: ignore[index,assignment]
+                    content = delta.get("content")
+                    if isinstance(content, str) and content:
+                        yield content
             except ValueError as e:
                 raise GenerationError(f"{self.name}: {e}") from e
 
@@ -268,7 +270,9 @@ class OpenAICompatLLM:
         try:
             return self.client.chat.completions.create(model=self.config.model, **kwargs)
         except openai.APITimeoutError as e:
-            raise GenerationError(f"{self.name} at {self.config.base_url}: timed out after {self.config.timeout_s}s") from e
+            raise GenerationError(
+                f"{self.name} at {self.config.base_url}: timed out after {self.config.timeout_s}s"
+            ) from e
         except openai.APIConnectionError as e:
             raise GenerationError(f"{self.name}: cannot connect to {self.config.base_url}: {e}") from e
         except openai.APIStatusError as e:
