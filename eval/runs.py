@@ -70,6 +70,7 @@ def write_run(path: Path, run: Mapping[str, Mapping[str, float]], *, name: str, 
     """Write a TREC run file atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, 0o644)  # mkstemp creates 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.writelines(format_run(run, name=name, depth=depth))
