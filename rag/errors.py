@@ -29,7 +29,7 @@ class ConfigError(RagError):
     exit_code = 2
 
 
-class IndexError_(RagError):  # noqa: N801 - the builtin IndexError is a different thing
+class IndexError_(RagError):
     pass
 
 

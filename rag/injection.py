@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 
-REMOVED = "[text addressed to the AI assistant removed]"
+# Short and neutral on purpose: a marker that names "instructions" or "the AI assistant" made
+# Qwen2.5-1.5B distrust the whole passage and reply that the answer is not in the documents.
+REMOVED = "[removed]"
 
 _PATTERNS = [
     r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,60}?\b(?:instructions?|rules|prompts?|directions|guidelines|context)\b",

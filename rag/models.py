@@ -58,7 +58,7 @@ def load_embedder(name: str, device: str = "cpu") -> SentenceTransformer:
     resolved = resolve_embedding_model(name)
     try:
         return SentenceTransformer(resolved, device=device)
-    except Exception as e:  # noqa: BLE001 - any load failure becomes one clear message
+    except Exception as e:
         hint = "" if Path(resolved).exists() else " (no such local path; the hub is offline unless HF_HUB_OFFLINE=0)"
         raise ModelError(f"embedding model {name!r} could not be loaded{hint}: {e}") from e
 
