@@ -29,7 +29,9 @@ EVAL_COMMAND_MODULES = (
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """``--index`` and ``--config``, accepted by every command."""
-    parser.add_argument("--index", metavar="DIR", help="index directory (default: .ragtrail/ under the current directory)")
+    parser.add_argument(
+        "--index", metavar="DIR", help="index directory (default: .ragtrail/ under the current directory)"
+    )
     parser.add_argument("--config", metavar="FILE", help="YAML configuration (default: built-in defaults)")
 
 

@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 CHECKPOINT_PREFIX = "step-"
 
 
+def torch_module(ce: CrossEncoder) -> Any:
+    """The loaded transformer inside ``ce`` (typed ``Optional`` by sentence-transformers)."""
+    if ce.model is None:
+        raise ValueError("the CrossEncoder holds no model")
+    return ce.model
+
+
 def save_checkpoint(
     ce: CrossEncoder, optimizer: torch.optim.Optimizer, directory: Path, state: dict[str, Any], *, keep: int = 2
 ) -> Path:
@@ -90,11 +97,12 @@ def export_fp16(ce: CrossEncoder, out: Path, *, extra: dict[str, Any] | None = N
 
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    ce.model.to(torch.float16)
+    model = torch_module(ce)
+    model.to(torch.float16)
     try:
         ce.save(str(tmp), safe_serialization=True)
     finally:
-        ce.model.to(torch.float32)
+        model.to(torch.float32)
     config_path = tmp / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["dtype"] = "float32"

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.training.checkpoint import export_fp16, latest_checkpoint, load_optimizer_state, read_state, save_checkpoint
+from rag.training.checkpoint import (
+    export_fp16,
+    latest_checkpoint,
+    load_optimizer_state,
+    read_state,
+    save_checkpoint,
+    torch_module,
+)
 from rag.training.data import TrainExample, dedup_examples, split_by_group, text_key, write_jsonl
 from rag.training.mining import PassagePool, mine_bm25_negatives, positives_by_query
 
@@ -112,7 +119,7 @@ def score_pairs(
     """Raw logits (no activation) for each (query, passage) pair, in float32, order kept."""
     import torch
 
-    model, tok = ce.model, ce.tokenizer
+    model, tok = torch_module(ce), ce.tokenizer
     was_training = model.training
     model.eval()
     out: list[np.ndarray] = []
@@ -327,7 +334,7 @@ def train_reranker(
         write_jsonl(chosen[:200], out / "train_sample.jsonl")
     batches = [chosen[i : i + cfg.batch_queries] for i in range(0, len(chosen), cfg.batch_queries)]
     total = len(batches)
-    model = ce.model
+    model = torch_module(ce)
     if cfg.freeze_embeddings:  # the word-embedding matrix is half the model; its dense update dominates a CPU step
         for name, p in model.named_parameters():
             if "embeddings.word_embeddings" in name:
@@ -361,7 +368,8 @@ def train_reranker(
         batch = batches[step]
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         group = 1 + cfg.negatives
-        pairs, mask = [], []
+        pairs: list[tuple[str, str]] = []
+        mask: list[list[bool]] = []
         for r in batch:
             docs = [r.positive, *r.negatives[: cfg.negatives]]
             mask.append([True] * len(docs) + [False] * (group - len(docs)))
