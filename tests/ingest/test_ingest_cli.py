@@ -84,3 +84,29 @@ def test_missing_path_and_bad_config_exit_2(tmp_path: Path, capsys) -> None:
 def test_stats_without_index_fails_clearly(tmp_path: Path, capsys) -> None:
     code, _, err = run(capsys, "index", "stats", "--index", str(tmp_path / "none"))
     assert code == 1 and "no index at" in err and "rag ingest" in err
+
+
+FLOOD = """
+import sys
+import rag.commands.ingest as commands
+
+def flood(args):
+    for _ in range(200_000):
+        print("x" * 80)
+    return 0
+
+commands.run_stats = flood
+from rag.cli import main
+sys.exit(main(["index", "stats"]))
+"""
+
+
+def test_output_into_a_closed_pipe_ends_quietly() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", FLOOD], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader leaves at once, as `| head` does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and b"Traceback" not in err, err.decode()
