@@ -3,11 +3,16 @@
 Citations to sources that do not exist are dropped from the list and removed from the cleaned text
 (a bracket that cited only unknown numbers disappears). Detecting the fixed "not in the documents"
 sentence is here too, so callers can tell a refusal from an answer.
+
+:func:`check_citations` flags a citation whose passage shares almost none of the key terms (numbers and
+content words) of the sentence citing it while another passage holds most of them: small LLMs sometimes
+cite the wrong number. It only reports; the answer text is never rewritten.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,3 +76,103 @@ def parse_citations(text: str, n_sources: int) -> Citations:
 def is_not_in_documents(text: str) -> bool:
     """True when the answer says the documents do not contain the answer."""
     return bool(_NOT_FOUND.search(text))
+
+
+# ---- citation check ------------------------------------------------------------------------------
+
+WEAK_OVERLAP = 0.34  # a cited passage holding less than this share of the sentence's key terms is suspect
+BETTER_BY = 0.34  # ... when another passage holds at least this much more of them
+MIN_TERMS = 2
+_WORD = re.compile(r"[^\W_]+(?:[.,][0-9]+)*", re.UNICODE)
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+_STOP = frozenset(
+    "the a an and or but of to in on at by for with from as is are was were be been being it its this that "
+    "these those there their they them he she his her you your we our not no yes can could would should "
+    "will shall may might must do does did has have had which who whom whose what when where why how than "
+    "then also about into over under per each every all any some such only very more most other".split()
+)
+
+
+_LEADING_CITATIONS = re.compile(rf"(?:\s*{_CITATION.pattern}[.,;:]?)+", re.IGNORECASE)
+
+
+def _numbers_in(text: str) -> list[int]:
+    return [n for m in _CITATION.finditer(text) for n in _numbers(m.group(1))]
+
+
+@dataclass(frozen=True)
+class CitationCheck:
+    """``[number]`` cited for ``sentence``: ``overlap`` is the share of the sentence's key terms found in
+    that passage; ``better`` is another passage holding clearly more of them (``None``: the citation is fine)."""
+
+    number: int
+    sentence: str
+    overlap: float
+    better: int | None = None
+    better_overlap: float = 0.0
+
+    @property
+    def weak(self) -> bool:
+        return self.better is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "sentence": self.sentence,
+            "overlap": self.overlap,
+            "better": self.better,
+            "better_overlap": self.better_overlap,
+        }
+
+
+def key_terms(text: str) -> set[str]:
+    """Lower-cased numbers and content words (two letters or more, no stop words), a plural ``s`` dropped
+    (not from -ss, -is, -us)."""
+    out: set[str] = set()
+    for m in _WORD.finditer(text.lower()):
+        w = m.group(0)
+        if w in _STOP or (len(w) < 2 and not w.isdigit()):
+            continue
+        plural = len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "is", "us")) and not w.isdigit()
+        out.add(w[:-1] if plural else w)
+    return out
+
+
+def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
+    """``[(sentence without its citations, [cited numbers])]``; a bracket standing alone after a sentence
+    ("... 190 EUR. [3]") belongs to that sentence."""
+    out: list[tuple[str, list[int]]] = []
+    for piece in (p.strip() for p in _SENTENCE_BREAK.split(text)):
+        if not piece:
+            continue
+        lead = _LEADING_CITATIONS.match(piece)
+        if lead and out:  # "... 190 EUR. [3] Next sentence": the bracket closes the previous sentence
+            out[-1] = (out[-1][0], [*out[-1][1], *_numbers_in(lead.group(0))])
+            piece = piece[lead.end() :].strip()
+        if not re.search(r"\w", _CITATION.sub("", piece)):
+            continue
+        bare = re.sub(r"\s+([.,;:!?])", r"\1", _CITATION.sub("", piece)).strip()
+        out.append((bare, _numbers_in(piece)))
+    return out
+
+
+def check_citations(text: str, passages: Mapping[int, str]) -> list[CitationCheck]:
+    """One check per (sentence, cited number) whose number is a passage and whose sentence has at least
+    :data:`MIN_TERMS` key terms."""
+    terms_of = {n: key_terms(t) for n, t in passages.items()}
+    checks: list[CitationCheck] = []
+    for sentence, numbers in cited_sentences(text):
+        terms = key_terms(sentence)
+        if len(terms) < MIN_TERMS or not terms_of:
+            continue
+        share = {n: len(terms & t) / len(terms) for n, t in terms_of.items()}
+        best = max(sorted(share), key=lambda n: share[n])  # ties: the lowest number
+        for n in dict.fromkeys(numbers):
+            if n not in share:
+                continue
+            weak = best not in numbers and share[n] < WEAK_OVERLAP
+            if weak and share[best] >= share[n] + BETTER_BY:
+                checks.append(CitationCheck(n, sentence, share[n], best, share[best]))
+            else:
+                checks.append(CitationCheck(n, sentence, share[n]))
+    return checks

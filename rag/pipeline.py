@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag.citations import Citations, is_not_in_documents, parse_citations
+from rag.citations import CitationCheck, Citations, check_citations, is_not_in_documents, parse_citations
 from rag.config import PipelineConfig, RetrievalMode, load_config
 from rag.errors import ModelError
 from rag.prompt import NOT_IN_DOCUMENTS, Passage, Prompt, build_prompt
@@ -91,6 +91,12 @@ class Answer:
     llm: str
     finish_reason: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    citation_checks: list[CitationCheck] = field(default_factory=list)
+
+    @property
+    def weak_citations(self) -> list[CitationCheck]:
+        """Citations whose passage holds few of the sentence's key terms while another passage holds many."""
+        return [c for c in self.citation_checks if c.weak]
 
     @property
     def sources(self) -> list[Source]:
@@ -108,6 +114,7 @@ class Answer:
             "raw_answer": self.raw_answer,
             "not_in_documents": self.not_in_documents,
             "citations": self.citations.to_dict(),
+            "citation_checks": [c.to_dict() for c in self.citation_checks],
             "sources": [s.to_dict() for s in self.sources],
             "passages": [p.to_dict() for p in self.passages],
             "prompt": self.prompt.to_dict(),
@@ -263,6 +270,7 @@ class Pipeline:
             prompt = self.build_prompt(question, found.hits, top_k=top_k)
         raw, finish = self._generate(prompt, on_token, timings)
         citations = parse_citations(raw, len(prompt.passages))
+        checks = check_citations(citations.text, {p.number: p.text for p in prompt.passages})
         timings["total"] = (time.perf_counter() - start) * 1000.0
         return Answer(
             question=question,
@@ -276,6 +284,7 @@ class Pipeline:
             llm=self.llm.name,
             finish_reason=finish,
             timings=timings,
+            citation_checks=checks,
         )
 
     def _generate(

@@ -104,6 +104,12 @@ def _print_sources(answer: Answer, out: TextIO) -> None:
     if answer.citations.invalid:
         bad = ", ".join(f"[{n}]" for n in answer.citations.invalid)
         print(f"rag: note: dropped citation(s) {bad}: no such source", file=sys.stderr)
+    for c in answer.weak_citations:
+        print(
+            f"rag: note: [{c.number}] may not support \"{c.sentence}\" "
+            f"({c.overlap:.0%} of its key terms; [{c.better}] holds {c.better_overlap:.0%})",
+            file=sys.stderr,
+        )
     if answer.sources:
         out.write("\nSources:\n" + "".join(f"  {s.label()}\n" for s in answer.sources))
     elif not answer.not_in_documents and answer.passages:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.citations import is_not_in_documents, parse_citations
+from rag.citations import check_citations, cited_sentences, is_not_in_documents, key_terms, parse_citations
 from rag.prompt import NOT_IN_DOCUMENTS
 
 
@@ -60,3 +60,43 @@ def test_detects_not_in_documents(text):
 @pytest.mark.parametrize("text", ["The sky is blue [1].", "The documents say it is not in stock [2]."])
 def test_ordinary_answers_are_not_refusals(text):
     assert not is_not_in_documents(text)
+
+
+HOTEL = {
+    1: "TRAVEL AND EXPENSES POLICY. Hotels: up to 190 EUR per night in London, Paris and Zurich.",
+    2: "The Eindhoven lab builds the gripper modules.",
+    3: "All Fernhill offices run on renewable electricity.",
+}
+
+
+def test_a_citation_to_a_passage_without_the_sentences_terms_is_flagged_with_the_better_one():
+    checks = check_citations("The nightly hotel limit in Paris is 190 EUR. [3]", HOTEL)
+    assert [(c.number, c.weak, c.better) for c in checks] == [(3, True, 1)]
+    assert checks[0].sentence == "The nightly hotel limit in Paris is 190 EUR."
+    assert checks[0].overlap == 0.0 and checks[0].better_overlap > 0.5
+
+
+def test_supported_citations_are_not_flagged():
+    text = "Hotels cost up to 190 EUR per night in Paris [1]. Offices run on renewable electricity [3]."
+    checks = check_citations(text, HOTEL)
+    assert [(c.number, c.weak) for c in checks] == [(1, False), (3, False)]
+    assert checks[1].overlap == 1.0
+
+
+def test_a_sentence_citing_the_right_passage_among_others_is_not_flagged():
+    checks = check_citations("Paris hotels cost at most 190 EUR [2][1].", HOTEL)
+    assert [c.weak for c in checks] == [False, False]
+
+
+@pytest.mark.parametrize("text", ["Yes [3].", "No citations in this sentence about Paris hotels.", ""])
+def test_sentences_too_short_or_uncited_are_not_checked(text):
+    assert check_citations(text, HOTEL) == []
+
+
+def test_cited_sentences_attach_a_trailing_bracket_and_key_terms_ignore_stop_words():
+    assert cited_sentences("One fact. [2] Two facts [1, 3].\nThird. [4]") == [
+        ("One fact.", [2]),
+        ("Two facts.", [1, 3]),
+        ("Third.", [4]),
+    ]
+    assert key_terms("The hotels in Paris cost 190.5 EUR") == {"hotel", "paris", "cost", "190.5", "eur"}

@@ -145,3 +145,14 @@ def test_the_prompt_holds_top_k_numbered_sources():
     pipe.ask("annual leave", top_k=3)
     user = pipe.llm.seen[-1][1]["content"]
     assert user.count("<source id=") == 3 and '<source id="3"' in user
+
+
+def test_a_citation_to_the_wrong_passage_is_reported_not_rewritten():
+    pipe = _pipeline(reply="Employees get 27 days of paid annual leave [2].")
+    answer = pipe.ask("annual leave days")
+    assert [p.hit.chunk.source for p in answer.passages][:1] == ["guide/leave.md"]
+    assert answer.answer == "Employees get 27 days of paid annual leave [2]."
+    assert [(c.number, c.better) for c in answer.weak_citations] == [(2, 1)]
+    assert answer.to_dict()["citation_checks"][0]["better"] == 1
+    fine = _pipeline(reply="Employees get 27 days of paid annual leave [1].").ask("annual leave days")
+    assert fine.weak_citations == [] and [c.number for c in fine.citation_checks] == [1]
