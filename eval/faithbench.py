@@ -19,12 +19,14 @@ import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from eval.judges.base import JudgeResult
+from rag.citations import absent_share
 from rag.errors import EvalDataError
 
 Aggregation = Literal["worst", "best", "majority"]
@@ -74,6 +76,8 @@ class FaithBenchItem:
     hallucinated: bool
     summarizer: str = ""
     baselines: dict[str, bool] = field(default_factory=dict)
+    # score-kind baselines' hallucination score (1 - consistency), for threshold-free comparison
+    baseline_scores: dict[str, float] = field(default_factory=dict)
 
 
 def binarise(
@@ -139,6 +143,11 @@ def load_faithbench(
                         summarizer=str(meta.get("summarizer", "")),
                         baselines={
                             name: bl.hallucinated(meta[bl.key]) for name, bl in BASELINES.items() if bl.key in meta
+                        },
+                        baseline_scores={
+                            name: 1.0 - float(meta[bl.key])
+                            for name, bl in BASELINES.items()
+                            if bl.kind == "score" and bl.key in meta
                         },
                     )
                 )
@@ -241,6 +250,56 @@ def bootstrap_ci(
     return (float(lo), float(hi))
 
 
+def roc_auc(y_true: Sequence[bool], scores: Sequence[float]) -> float:
+    """Area under the ROC curve (positive = hallucinated, higher score = more likely hallucinated);
+    ties count one half (Mann-Whitney). NaN when one class is absent."""
+    pos = [s for t, s in zip(y_true, scores, strict=True) if t]
+    neg = [s for t, s in zip(y_true, scores, strict=True) if not t]
+    if not pos or not neg:
+        return math.nan
+    p = np.asarray(pos, dtype=float)[:, None]
+    n = np.asarray(neg, dtype=float)[None, :]
+    return float(((p > n).sum() + 0.5 * (p == n).sum()) / (p.size * n.size))
+
+
+def best_threshold(y_true: Sequence[bool], scores: Sequence[float]) -> float:
+    """The threshold ``t`` (predict hallucinated when ``score >= t``) with the highest balanced
+    accuracy on these items. Candidates are the midpoints between consecutive distinct scores (and
+    one beyond each end); among equally good ones the median is taken, so the choice is stable."""
+    values = sorted(set(float(s) for s in scores))
+    if not values:
+        return 0.5
+    candidates = [values[0] - 1e-9] + [(a + b) / 2 for a, b in pairwise(values)]
+    candidates.append(values[-1] + 1e-9)
+    best: list[float] = []
+    best_ba = -1.0
+    for t in candidates:
+        ba = binary_metrics(y_true, [s >= t for s in scores]).balanced_accuracy
+        if ba > best_ba + 1e-12:
+            best, best_ba = [t], ba
+        elif abs(ba - best_ba) <= 1e-12:
+            best.append(t)
+    return best[(len(best) - 1) // 2]
+
+
+def cross_validated_predictions(
+    groups: Sequence[int], y_true: Sequence[bool], scores: Sequence[float]
+) -> tuple[list[bool], dict[int, float]]:
+    """Leave-one-group-out: each group's items are thresholded at :func:`best_threshold` chosen on
+    the *other* groups' labels only, so no item's own label influences its prediction. Returns the
+    predictions and the threshold used for each group."""
+    thresholds: dict[int, float] = {}
+    preds: list[bool] = [False] * len(scores)
+    for g in sorted(set(groups)):
+        train = [i for i, x in enumerate(groups) if x != g]
+        t = best_threshold([y_true[i] for i in train], [scores[i] for i in train]) if train else 0.5
+        thresholds[g] = t
+        for i, x in enumerate(groups):
+            if x == g:
+                preds[i] = scores[i] >= t
+    return preds, thresholds
+
+
 # --- meta-evaluation run: resumable per-item JSONL, then metrics for the judge and every baseline ---
 
 ITEMS_FILE = "items.jsonl"
@@ -298,6 +357,7 @@ def run_meta_eval(
                 "batch": it.batch,
                 "human_hallucinated": it.hallucinated,
                 "predicted_hallucinated": None if r.score is None else r.score < 1.0,
+                "hallucination_prob": r.details.get("hallucination_prob") if r.ok else None,
             }
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             fh.flush()
@@ -311,26 +371,67 @@ def run_meta_eval(
     return report
 
 
+CV_SUFFIX = " @cv-threshold"
+LEXICAL = "absent-terms share (no LLM)"
+
+
 def score_rows(items: Sequence[FaithBenchItem], rows: Sequence[dict[str, Any]], *, judge_label: str) -> MetaEvalReport:
-    """Metrics for the judge (OK rows only) and for each baseline on exactly those items."""
+    """Metrics for the judge (OK rows only) and for each baseline on exactly those items.
+
+    When every OK row carries the judge's ``hallucination_prob``, more rows are scored with one
+    protocol: the judge, each score-kind baseline (HHEM-2.1) and the model-free share of summary terms
+    absent from the source (:data:`LEXICAL`, what the judge's word hints alone would give), each
+    thresholded per batch at the threshold that is best on the *other* batches (``@cv-threshold``);
+    the summary gets each one's threshold-free ROC AUC."""
     by_id = {it.id: it for it in items}
     ok = [r for r in rows if r["status"] == "ok" and r["item_id"] in by_id]
     truth = [by_id[r["item_id"]].hallucinated for r in ok]
     ours = [bool(r["predicted_hallucinated"]) for r in ok]
     metrics: dict[str, dict[str, Any]] = {}
-    entry = binary_metrics(truth, ours).to_dict()
-    entry["ci95_balanced_accuracy"] = list(bootstrap_ci(truth, ours))
-    metrics[judge_label] = entry
     gaps: dict[str, Any] = {}
+    cv_gaps: dict[str, Any] = {}
+
+    def add(name: str, preds: Sequence[bool]) -> dict[str, Any]:
+        e = binary_metrics(truth, preds).to_dict()
+        e["ci95_balanced_accuracy"] = list(bootstrap_ci(truth, preds))
+        metrics[name] = e
+        return e
+
+    entry = add(judge_label, ours)
+    baseline_preds: dict[str, list[bool]] = {}
     for name in BASELINES:
         preds = [by_id[r["item_id"]].baselines[name] for r in ok if name in by_id[r["item_id"]].baselines]
         if len(preds) != len(ok):
             continue
-        e = binary_metrics(truth, preds).to_dict()
-        e["ci95_balanced_accuracy"] = list(bootstrap_ci(truth, preds))
-        metrics[name] = e
+        baseline_preds[name] = preds
+        e = add(name, preds)
         diff = (entry["balanced_accuracy"] or math.nan) - (e["balanced_accuracy"] or math.nan)
         gaps[name] = {"ba_difference": diff, "ci95_paired": list(bootstrap_ci(truth, ours, y_other=preds))}
+
+    probs = [r.get("hallucination_prob") for r in ok]
+    auc: dict[str, float | None] = {}
+    thresholds: dict[str, dict[int, float]] = {}
+    if ok and all(p is not None for p in probs):
+        batches = [by_id[r["item_id"]].batch for r in ok]
+        scored: dict[str, list[float]] = {judge_label: [float(p) for p in probs]}  # type: ignore[arg-type]
+        for name in BASELINES:
+            if all(name in by_id[r["item_id"]].baseline_scores for r in ok):
+                scored[name] = [by_id[r["item_id"]].baseline_scores[name] for r in ok]
+        # what the judge's word hints alone would give: no model, one threshold
+        scored[LEXICAL] = [absent_share(by_id[r["item_id"]].summary, by_id[r["item_id"]].source) for r in ok]
+        cv_preds: dict[str, list[bool]] = {}
+        for name, series in scored.items():
+            a = roc_auc(truth, series)
+            auc[name] = None if math.isnan(a) else a
+            cv_preds[name], thresholds[name] = cross_validated_predictions(batches, truth, series)
+            add(name + CV_SUFFIX, cv_preds[name])
+        ours_cv = cv_preds[judge_label]
+        ba_cv = metrics[judge_label + CV_SUFFIX]["balanced_accuracy"] or math.nan
+        others = {**baseline_preds, **{n + CV_SUFFIX: p for n, p in cv_preds.items() if n != judge_label}}
+        for name, preds in others.items():
+            diff = ba_cv - (metrics[name]["balanced_accuracy"] or math.nan)
+            cv_gaps[name] = {"ba_difference": diff, "ci95_paired": list(bootstrap_ci(truth, ours_cv, y_other=preds))}
+
     seconds = sum(r["usage"]["seconds"] for r in rows)
     tokens = [r["usage"]["prompt_tokens"] + r["usage"]["completion_tokens"] for r in rows]
     summary = {
@@ -342,6 +443,9 @@ def score_rows(items: Sequence[FaithBenchItem], rows: Sequence[dict[str, Any]], 
         "error_reasons": [r["reason"] for r in rows if r["status"] == "error"][:20],
         "human_hallucinated_rate": (sum(truth) / len(truth)) if truth else None,
         "judge_minus_baseline_ba": gaps,
+        "cv_judge_minus_baseline_ba": cv_gaps,
+        "roc_auc": auc,
+        "cv_thresholds_by_batch": {name: {str(b): t for b, t in th.items()} for name, th in thresholds.items()},
         "items_per_minute": (60 * len(rows) / seconds) if seconds else None,
         "tokens_per_item": (sum(tokens) / len(tokens)) if tokens else None,
         "prompt_tokens_per_item": (sum(r["usage"]["prompt_tokens"] for r in rows) / len(rows)) if rows else None,
@@ -371,12 +475,24 @@ def format_meta_table(report: MetaEvalReport) -> str:
             f"cost: {s['items_per_minute']:.2f} items/min, {s['tokens_per_item']:.0f} tokens/item "
             f"({s['prompt_tokens_per_item']:.0f} prompt + {s['completion_tokens_per_item']:.0f} completion)"
         )
-    for name in ("HHEM-2.1", "GPT-4o"):
-        g = s["judge_minus_baseline_ba"].get(name)
-        if g:
-            lo, hi = g["ci95_paired"]
-            lines.append(
-                f"{s['judge']} - {name}: {g['ba_difference']:+.3f} balanced accuracy "
-                f"(paired 95% CI [{lo:+.3f}, {hi:+.3f}])"
-            )
+    for label, gaps in (
+        (s["judge"], s["judge_minus_baseline_ba"]),
+        (s["judge"] + CV_SUFFIX, s["cv_judge_minus_baseline_ba"]),
+    ):
+        for name in ("HHEM-2.1", "HHEM-2.1" + CV_SUFFIX, "GPT-4o"):
+            g = gaps.get(name)
+            if g:
+                lo, hi = g["ci95_paired"]
+                lines.append(
+                    f"{label} - {name}: {g['ba_difference']:+.3f} balanced accuracy "
+                    f"(paired 95% CI [{lo:+.3f}, {hi:+.3f}])"
+                )
+    if s["roc_auc"]:
+        lines.append(
+            "ROC AUC (threshold-free): " + ", ".join(f"{n} {a:.3f}" for n, a in s["roc_auc"].items() if a is not None)
+        )
+        lines.append(
+            f"{CV_SUFFIX.strip()}: each batch thresholded at the value best on the other batches' labels "
+            "(leave-one-batch-out), the same protocol for the judge and HHEM-2.1"
+        )
     return "\n".join(lines)

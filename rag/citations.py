@@ -138,6 +138,43 @@ def key_terms(text: str) -> set[str]:
     return out
 
 
+_SUFFIXES = ("ing", "ed", "es", "ly", "s")
+
+
+def _stem(term: str) -> str:
+    """A crude stem for matching only (``opened``/``opens`` -> ``open``, ``closed``/``close`` ->
+    ``clos``); numbers are kept whole."""
+    if term.isdigit() or not term.isalpha():
+        return term
+    for suffix in _SUFFIXES:
+        if term.endswith(suffix) and len(term) - len(suffix) >= 4:
+            term = term[: -len(suffix)]
+            break
+    return term[:-1] if term.endswith("e") and len(term) > 4 else term
+
+
+def absent_terms(text: str, context: str) -> list[str]:
+    """The key terms of ``text`` (as written, in order, once each) that ``context`` never uses, matched
+    on a crude stem: the names, numbers and content words a claim adds beyond its source."""
+    known = {_stem(t) for t in key_terms(context)}
+    out: dict[str, None] = {}
+    for m in _WORD.finditer(text):
+        word = m.group(0)
+        terms = key_terms(word)
+        if terms and not any(_stem(t) in known for t in terms) and word.lower() not in {o.lower() for o in out}:
+            out[word] = None
+    return list(out)
+
+
+def absent_share(text: str, context: str) -> float:
+    """Share of the key terms of ``text`` that ``context`` never uses (stem match); 0.0 for no terms."""
+    terms = key_terms(text)
+    if not terms:
+        return 0.0
+    known = {_stem(t) for t in key_terms(context)}
+    return sum(_stem(t) not in known for t in terms) / len(terms)
+
+
 def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
     """``[(sentence without its citations, [cited numbers])]``; a bracket standing alone after a sentence
     ("... 190 EUR. [3]") belongs to that sentence."""

@@ -33,13 +33,15 @@ Message = dict[str, str]
 @dataclass(frozen=True)
 class Completion:
     """One generation. ``logprobs`` holds, per generated token, ``{token_text: logprob}`` of the top
-    alternatives (the chosen token included) when ``top_logprobs > 0`` was asked for."""
+    alternatives (the chosen token included) when ``top_logprobs > 0`` was asked for; ``tokens`` holds
+    the chosen token's text at each of those positions (so ``"".join(tokens) == text``)."""
 
     text: str
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str | None = None
     logprobs: list[dict[str, float]] | None = None
+    tokens: list[str] | None = None
 
 
 @runtime_checkable
@@ -146,13 +148,14 @@ class LlamaCppLLM:
             choice = out["choices"][0]  # type: ignore[index]
             text = choice["message"]["content"] or ""
             usage = out.get("usage") or {}  # type: ignore[union-attr]
-            logprobs = self._score_tokens(messages, text, top_logprobs) if top_logprobs > 0 else None
+            scored = self._score_tokens(messages, text, top_logprobs) if top_logprobs > 0 else None
         return Completion(
             text=text,
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             finish_reason=choice.get("finish_reason"),
-            logprobs=logprobs,
+            logprobs=[step for _, step in scored] if scored is not None else None,
+            tokens=[token for token, _ in scored] if scored is not None else None,
         )
 
     def stream(
@@ -194,8 +197,8 @@ class LlamaCppLLM:
         bos = llama.detokenize([llama.token_bos()]).decode("utf-8", errors="ignore")
         return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)(messages=list(messages)).prompt  # type: ignore[arg-type]
 
-    def _score_tokens(self, messages: Sequence[Message], text: str, k: int) -> list[dict[str, float]]:
-        """Top-``k`` log-probabilities at each position of ``text`` given the prompt.
+    def _score_tokens(self, messages: Sequence[Message], text: str, k: int) -> list[tuple[str, dict[str, float]]]:
+        """(token text, top-``k`` log-probabilities) at each position of ``text`` given the prompt.
 
         llama.cpp keeps only the last position's logits unless the model is loaded with
         ``logits_all`` (which costs n_ctx x vocab floats, ~2.5 GB here), so the completion is fed one
@@ -217,15 +220,16 @@ class LlamaCppLLM:
         llama.n_tokens = common
         llama.eval(prompt[common:])
         n_vocab = llama.n_vocab()
-        out: list[dict[str, float]] = []
+        out: list[tuple[str, dict[str, float]]] = []
         for token in completion:
             logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1), shape=(n_vocab,))
             logp = logits - logits.max()
             logp = logp - np.log(np.exp(logp).sum())
             top = np.argsort(-logp, kind="stable")[:k]
             step = {_piece(llama, int(t)): float(logp[t]) for t in top}
-            step.setdefault(_piece(llama, token), float(logp[token]))
-            out.append(step)
+            piece = _piece(llama, token)
+            step.setdefault(piece, float(logp[token]))
+            out.append((piece, step))
             llama.eval([token])
         return out
 
@@ -316,12 +320,13 @@ class OpenAICompatLLM:
             kwargs["messages"] = [*messages[:-1], _with_schema_hint(messages[-1], json_schema)]
             out = self._call(**kwargs)
         choice = out.choices[0]
-        logprobs = None
+        logprobs = tokens = None
         if top_logprobs > 0 and choice.logprobs and choice.logprobs.content:
             logprobs = [
                 {alt.token: alt.logprob for alt in (tok.top_logprobs or [])} | {tok.token: tok.logprob}
                 for tok in choice.logprobs.content
             ]
+            tokens = [tok.token for tok in choice.logprobs.content]
         usage = out.usage
         return Completion(
             text=choice.message.content or "",
@@ -329,6 +334,7 @@ class OpenAICompatLLM:
             completion_tokens=usage.completion_tokens if usage else 0,
             finish_reason=choice.finish_reason,
             logprobs=logprobs,
+            tokens=tokens,
         )
 
     def stream(

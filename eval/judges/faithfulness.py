@@ -7,13 +7,21 @@ constrained-JSON call lists the claims *and* their verdicts: half the prefill, a
 extraction by the model) and the judge writes only a verdict and a short note per sentence — about a
 sixth of the output tokens, which dominate the cost on a CPU. A sample is predicted *hallucinated*
 when any claim/sentence is unsupported (score < 1).
+
+With ``top_logprobs > 0`` (and a backend that returns them) each verdict also gets ``p_unsupported``:
+the probability mass the model put on "unsupported" against "supported" at the token where it chose
+the verdict, read off the same generation. ``hallucination_prob`` (the largest of them) is a
+continuous soft version of the any-unsupported rule: a threshold on it trades recall for precision,
+which the hard rule cannot (a small model says "supported" far too often).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from eval.judges.base import (
@@ -27,6 +35,7 @@ from eval.judges.base import (
     error_result,
     format_contexts,
 )
+from rag.citations import absent_terms
 from rag.errors import JudgeError
 
 Verdict = Literal["supported", "unsupported"]
@@ -88,12 +97,18 @@ or differs from it.
 Then a note: for an unsupported sentence, the unsupported detail in a few words; otherwise "".
 Use only the CONTEXT, never your own knowledge. Reply with JSON only."""
 
-SENTENCE_EXAMPLE_USER = """CONTEXT:
-[1] The Riverside Library opened in 1998. It holds about 40,000 books and is closed on Mondays.
+SENTENCE_HINTS = """
+Under a sentence, "(words not in the CONTEXT: ...)" lists the words of that sentence that the CONTEXT \
+never uses. A listed word that only rewords the CONTEXT is fine; a listed word that adds a detail makes \
+the sentence unsupported. Check the other details too."""
 
-SENTENCES:
-1. The Riverside Library, which opened in 1998, holds roughly 40,000 books.
-2. It is closed on weekends and was funded by the city."""
+SENTENCE_EXAMPLE_CONTEXT = (
+    "The Riverside Library opened in 1998. It holds about 40,000 books and is closed on Mondays."
+)
+SENTENCE_EXAMPLE = [
+    "The Riverside Library, which opened in 1998, holds roughly 40,000 books.",
+    "It is closed on weekends and was funded by the city.",
+]
 
 SENTENCE_EXAMPLE_REPLY: dict[str, Any] = {
     "sentences": [
@@ -144,13 +159,35 @@ def sentence_schema(n: int) -> dict[str, Any]:
     }
 
 
-def build_sentence_messages(sentences: list[str], contexts: tuple[str, ...] | list[str]) -> list[Message]:
-    numbered = "\n".join(f"{i}. {s}" for i, s in enumerate(sentences, 1))
+def number_sentences(sentences: Sequence[str], context: str | None) -> str:
+    """``1. sentence`` lines; with ``context``, each followed by the words it uses that the context does not."""
+    lines = []
+    for i, sentence in enumerate(sentences, 1):
+        lines.append(f"{i}. {sentence}")
+        if context is not None:
+            absent = absent_terms(sentence, context)
+            lines.append(f"   (words not in the CONTEXT: {', '.join(absent) if absent else 'none'})")
+    return "\n".join(lines)
+
+
+def build_sentence_messages(
+    sentences: list[str], contexts: tuple[str, ...] | list[str], *, hints: bool = True
+) -> list[Message]:
+    """System prompt and worked example first (the cacheable prefix), the item last. ``hints`` lists
+    under each sentence the words that occur nowhere in the contexts (:func:`rag.citations.absent_terms`):
+    a 1.5B model otherwise reads past an added name or number and calls nearly everything supported."""
+    example = f"CONTEXT:\n{format_contexts([SENTENCE_EXAMPLE_CONTEXT])}\n\nSENTENCES:\n" + number_sentences(
+        SENTENCE_EXAMPLE, SENTENCE_EXAMPLE_CONTEXT if hints else None
+    )
+    joined = "\n".join(contexts)
+    user = f"CONTEXT:\n{format_contexts(contexts)}\n\nSENTENCES:\n" + number_sentences(
+        sentences, joined if hints else None
+    )
     return [
-        {"role": "system", "content": SENTENCE_SYSTEM},
-        {"role": "user", "content": SENTENCE_EXAMPLE_USER},
+        {"role": "system", "content": SENTENCE_SYSTEM + (SENTENCE_HINTS if hints else "")},
+        {"role": "user", "content": example},
         {"role": "assistant", "content": json.dumps(SENTENCE_EXAMPLE_REPLY)},
-        {"role": "user", "content": f"CONTEXT:\n{format_contexts(contexts)}\n\nSENTENCES:\n{numbered}"},
+        {"role": "user", "content": user},
     ]
 
 
@@ -168,11 +205,45 @@ def parse_sentence_verdicts(data: dict[str, Any], sentences: list[str]) -> Faith
     return FaithfulnessVerdict(tuple(claims))
 
 
+_VERDICT_VALUE = re.compile(r'"verdict"\s*:\s*"([a-z]+)$')
+_LABELS: tuple[Verdict, ...] = ("supported", "unsupported")
+
+
+def verdict_probabilities(tokens: Sequence[str] | None, logprobs: Sequence[Mapping[str, float]] | None) -> list[float]:
+    """P(unsupported) at each ``"verdict": "..."`` of a generation, in order.
+
+    Walks the chosen tokens; the decision step is the one whose token starts the verdict's value
+    (``"verdict": "`` + a letter). The alternatives at that step are classed by the verdict their
+    continuation begins to spell ("un..." or "su..."); the rest of the mass (other tokens) is ignored,
+    so the result is P(unsupported | one of the two). Empty when the backend gave no log-probabilities.
+    """
+    if not tokens or not logprobs or len(tokens) != len(logprobs):
+        return []
+    out: list[float] = []
+    text = ""
+    for token, step in zip(tokens, logprobs, strict=True):
+        if _VERDICT_VALUE.search(text + token) and not _VERDICT_VALUE.search(text):
+            mass = dict.fromkeys(_LABELS, 0.0)
+            for alt, lp in step.items():
+                m = _VERDICT_VALUE.search(text + alt)
+                if m is None:
+                    continue
+                for label in _LABELS:
+                    if label.startswith(m.group(1)):
+                        mass[label] += math.exp(lp)
+            total = mass["supported"] + mass["unsupported"]
+            if total > 0:
+                out.append(mass["unsupported"] / total)
+        text += token
+    return out
+
+
 @dataclass(frozen=True)
 class Claim:
     text: str
     verdict: Verdict
     evidence: str = ""
+    p_unsupported: float | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +257,18 @@ class FaithfulnessVerdict:
     @property
     def unsupported(self) -> list[str]:
         return [c.text for c in self.claims if c.verdict == "unsupported"]
+
+    @property
+    def hallucination_prob(self) -> float | None:
+        """The largest P(unsupported) over the claims; None without log-probabilities."""
+        probs = [c.p_unsupported for c in self.claims]
+        return max(p for p in probs if p is not None) if probs and None not in probs else None
+
+    def with_probabilities(self, probs: Sequence[float]) -> FaithfulnessVerdict:
+        """Attach P(unsupported) per claim when there is exactly one per verdict (else unchanged)."""
+        if len(probs) != len(self.claims):
+            return self
+        return FaithfulnessVerdict(tuple(replace(c, p_unsupported=p) for c, p in zip(self.claims, probs, strict=True)))
 
 
 def build_messages(answer: str, contexts: tuple[str, ...] | list[str]) -> list[Message]:
@@ -224,33 +307,45 @@ class FaithfulnessJudge:
     name = "faithfulness"
 
     def __init__(
-        self, llm: ChatLLM, *, granularity: Granularity = "claims", options: CallOptions | None = None
+        self,
+        llm: ChatLLM,
+        *,
+        granularity: Granularity = "claims",
+        top_logprobs: int = 0,
+        options: CallOptions | None = None,
     ) -> None:
+        """``top_logprobs > 0`` asks the backend for that many alternatives per token, from which each
+        verdict's P(unsupported) is read (the local backend re-scores the output: ~5 % more time)."""
         self.llm = llm
         self.granularity = granularity
+        self.top_logprobs = top_logprobs
         self.options = options or CallOptions(max_tokens=900)
 
     def _verdict(self, answer: str, contexts: tuple[str, ...] | list[str], usage: Usage) -> FaithfulnessVerdict:
         if self.granularity == "sentences":
             sentences = split_sentences(answer)
-            verdict, _ = call_json(
+            verdict, completion = call_json(
                 self.llm,
                 build_sentence_messages(sentences, contexts),
                 schema=sentence_schema(len(sentences)),
                 parse=lambda d: parse_sentence_verdicts(d, sentences),
                 options=self.options,
                 usage=usage,
+                top_logprobs=self.top_logprobs,
             )
+        else:
+            verdict, completion = call_json(
+                self.llm,
+                build_messages(answer, contexts),
+                schema=SCHEMA,
+                parse=parse_verdict,
+                options=self.options,
+                usage=usage,
+                top_logprobs=self.top_logprobs,
+            )
+        if self.top_logprobs <= 0:
             return verdict
-        verdict, _ = call_json(
-            self.llm,
-            build_messages(answer, contexts),
-            schema=SCHEMA,
-            parse=parse_verdict,
-            options=self.options,
-            usage=usage,
-        )
-        return verdict
+        return verdict.with_probabilities(verdict_probabilities(completion.tokens, completion.logprobs))
 
     def judge(self, answer: str, contexts: tuple[str, ...] | list[str], *, item_id: str = "") -> JudgeResult:
         usage = Usage()
@@ -280,9 +375,14 @@ class FaithfulnessJudge:
             reason=reason,
             details={
                 "granularity": self.granularity,
-                "claims": [{"claim": c.text, "evidence": c.evidence, "verdict": c.verdict} for c in verdict.claims],
+                "claims": [
+                    {"claim": c.text, "evidence": c.evidence, "verdict": c.verdict}
+                    | ({"p_unsupported": round(c.p_unsupported, 6)} if c.p_unsupported is not None else {})
+                    for c in verdict.claims
+                ],
                 "unsupported": unsupported,
                 "hallucinated": bool(unsupported),
+                "hallucination_prob": verdict.hallucination_prob,
             },
             usage=usage,
         )

@@ -90,6 +90,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="what the faithfulness judge verifies: the answer's sentences (cheap, default) or "
         "LLM-extracted atomic claims with evidence (RAGAS definition, ~6x the output tokens)",
     )
+    j.add_argument(
+        "--logprobs",
+        type=int,
+        default=20,
+        metavar="K",
+        help="top-K token log-probabilities per verdict (default: 20): each verdict's P(unsupported) is kept and "
+        "the judge is also scored thresholded on it, leave-one-batch-out (@cv-threshold); 0 turns it off",
+    )
     j.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-judges-faithbench)")
     j.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
     _llm_options(j)
@@ -154,7 +162,10 @@ def run_judges(args: argparse.Namespace) -> int:
     items = stratified_order(items, seed=args.seed)[: args.limit]
     _, llm = _llm(args)
     judge = FaithfulnessJudge(
-        llm, granularity=args.granularity, options=CallOptions(max_tokens=900, retries=args.max_retries)
+        llm,
+        granularity=args.granularity,
+        top_logprobs=max(0, args.logprobs),
+        options=CallOptions(max_tokens=900, retries=args.max_retries),
     )
     out = Path(args.out or "runs/eval-judges-faithbench")
     verbose = progress_enabled()

@@ -17,6 +17,7 @@ class FakeCompletion:
     completion_tokens: int = 5
     finish_reason: str | None = "stop"
     logprobs: list[dict[str, float]] | None = None
+    tokens: list[str] | None = None
 
 
 @dataclass

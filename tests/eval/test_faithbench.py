@@ -8,14 +8,19 @@ import random
 from pathlib import Path
 
 import pytest
-from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, f1_score
+from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, f1_score, roc_auc_score
 
 from eval.faithbench import (
     BASELINES,
+    CV_SUFFIX,
+    LEXICAL,
+    best_threshold,
     binarise,
     binary_metrics,
     bootstrap_ci,
+    cross_validated_predictions,
     load_faithbench,
+    roc_auc,
     run_meta_eval,
     stratified_order,
 )
@@ -131,3 +136,63 @@ def test_meta_eval_is_resumable_and_scores_baselines_on_the_same_items(shared_da
     assert all(m["n"] == 12 for m in metrics.values()) and report.summary["errors"] == 0
     ok = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
     assert len(ok) == 13 and {"reason", "usage", "human_hallucinated", "predicted_hallucinated"} <= set(ok[0])
+
+
+def test_roc_auc_matches_sklearn_with_ties() -> None:
+    rng = random.Random(3)
+    t = [rng.random() < 0.4 for _ in range(150)]
+    s = [round(rng.random() + (0.3 if x else 0.0), 1) for x in t]  # rounded: many ties
+    assert roc_auc(t, s) == pytest.approx(roc_auc_score(t, s))
+    assert roc_auc([True, True], [0.1, 0.2]) != roc_auc([True, True], [0.1, 0.2])  # NaN: one class only
+
+
+def test_best_threshold_maximises_balanced_accuracy() -> None:
+    t = [False, False, False, True, True, False, True]
+    s = [0.1, 0.2, 0.3, 0.35, 0.6, 0.7, 0.9]
+    th = best_threshold(t, s)
+    ba = binary_metrics(t, [x >= th for x in s]).balanced_accuracy
+    assert ba == max(binary_metrics(t, [x >= c for x in s]).balanced_accuracy for c in [*s, 1.0])
+    assert 0.3 < th <= 0.35
+    assert best_threshold([True, False], [0.5, 0.5]) in (0.5 - 1e-9, 0.5 + 1e-9)
+
+
+def test_cross_validated_predictions_never_see_their_own_labels() -> None:
+    rng = random.Random(5)
+    groups = [i % 4 for i in range(80)]
+    t = [rng.random() < 0.5 for _ in range(80)]
+    s = [rng.random() + (0.4 if x else 0.0) for x in t]
+    preds, thresholds = cross_validated_predictions(groups, t, s)
+    assert set(thresholds) == {0, 1, 2, 3}
+    flipped = [not x if g == 2 else x for x, g in zip(t, groups, strict=True)]
+    preds2, thresholds2 = cross_validated_predictions(groups, flipped, s)
+    assert [p for p, g in zip(preds, groups, strict=True) if g == 2] == [
+        p for p, g in zip(preds2, groups, strict=True) if g == 2
+    ]
+    assert thresholds2[2] == thresholds[2] and thresholds2[0] != thresholds[0]
+    assert all(p == (x >= thresholds[g]) for p, x, g in zip(preds, s, groups, strict=True))
+
+
+class ProbJudge:
+    """Reports the summary/source length ratio as its hallucination probability."""
+
+    name = "prob"
+
+    def judge(self, answer: str, contexts: list[str], *, item_id: str = "") -> JudgeResult:
+        p = min(1.0, len(answer) / max(1, len(contexts[0])))
+        return JudgeResult(self.name, item_id, "ok", 1.0, "r", details={"hallucination_prob": p})
+
+
+def test_meta_eval_thresholds_probabilities_leave_one_batch_out(shared_data: Path, tmp_path: Path) -> None:
+    items = stratified_order(load_faithbench(shared_data / "faithbench", batches=(1, 2, 3)))[:30]
+    report = run_meta_eval(items, ProbJudge(), out_dir=tmp_path, judge_label="ours")
+    assert {"ours" + CV_SUFFIX, "HHEM-2.1" + CV_SUFFIX, LEXICAL + CV_SUFFIX} <= set(report.metrics)
+    assert report.metrics["ours" + CV_SUFFIX]["n"] == 30
+    s = report.summary
+    assert set(s["cv_thresholds_by_batch"]["ours"]) == {str(b) for b in {it.batch for it in items}}
+    truth = [it.hallucinated for it in items]
+    assert s["roc_auc"]["HHEM-2.1"] == pytest.approx(
+        roc_auc_score(truth, [it.baseline_scores["HHEM-2.1"] for it in items])
+    )
+    assert {"HHEM-2.1", "HHEM-2.1" + CV_SUFFIX} <= set(s["cv_judge_minus_baseline_ba"])
+    rows = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
+    assert all(0.0 <= r["hallucination_prob"] <= 1.0 for r in rows)

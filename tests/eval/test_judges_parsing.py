@@ -161,4 +161,74 @@ def test_sentence_granularity_splits_here_and_parses_one_verdict_per_sentence() 
     llm = FakeLLM([reply])
     r = FaithfulnessJudge(llm, granularity="sentences").judge("The library opened. The city funded it.", ["ctx"])
     assert r.status == "ok" and r.details["unsupported"] == ["The city funded it."] and "no funding" in r.reason
-    assert "1. The library opened.\n2. The city funded it." in llm.calls[0]["messages"][-1]["content"]
+    prompt = llm.calls[0]["messages"][-1]["content"]
+    assert "1. The library opened.\n   (words not in the CONTEXT: library, opened)\n2. The city funded it." in prompt
+    assert "(words not in the CONTEXT: city, funded)" in prompt
+
+
+def test_sentence_hints_list_the_words_the_context_never_uses() -> None:
+    from eval.judges.faithfulness import build_sentence_messages
+    from rag.citations import absent_share, absent_terms
+
+    context = "The Leeds office opened in 2011. It employs 40 people and closes on Mondays."
+    assert absent_terms("The office, which opens at 07:00, employs forty staff in Leeds.", context) == [
+        "07", "00", "forty", "staff"
+    ]
+    assert absent_terms("It closed on Monday; 40 people work there.", context) == ["work"]
+    assert absent_share("It closed on Monday; 40 people work there.", context) == pytest.approx(1 / 5)
+    assert absent_share("Funded by the city.", context) == 1.0 and absent_share("It is.", context) == 0.0
+    with_hints = build_sentence_messages(["Funded by the city."], [context])
+    plain = build_sentence_messages(["Funded by the city."], [context], hints=False)
+    assert "(words not in the CONTEXT: Funded, city)" in with_hints[-1]["content"]
+    assert "words not in the CONTEXT" not in plain[-1]["content"] + plain[1]["content"] + plain[0]["content"]
+    assert with_hints[:3] == build_sentence_messages(["Other."], ["other context"])[:3]  # shared cacheable prefix
+
+
+def _tokenised(reply: str, decisions: list[dict[str, float]]) -> tuple[list[str], list[dict[str, float]]]:
+    """Split ``reply`` into tokens the way Qwen does around a verdict (``' "'`` then the word) and
+    give each verdict word the next distribution from ``decisions``; other tokens are certain."""
+    import re
+
+    tokens = [t for t in re.split(r'(supported|unsupported|"verdict"|: "|", |\{|\}|\[|\])', reply) if t]
+    steps: list[dict[str, float]] = []
+    pending = iter(decisions)
+    for t in tokens:
+        steps.append(next(pending) if t in ("supported", "unsupported") else {t: 0.0})
+    return tokens, steps
+
+
+def test_verdict_probabilities_read_the_mass_on_each_verdict_at_its_decision_token() -> None:
+    from eval.judges.faithfulness import verdict_probabilities
+
+    reply = '{"sentences": [{"verdict": "supported", "note": ""}, {"verdict": "unsupported", "note": "x"}]}'
+    decisions = [
+        {"supported": math.log(0.6), "unsupported": math.log(0.2), "un": math.log(0.1), "maybe": math.log(0.1)},
+        {"unsupported": math.log(0.9), "sup": math.log(0.05)},
+    ]
+    tokens, steps = _tokenised(reply, decisions)
+    assert "".join(tokens) == reply
+    probs = verdict_probabilities(tokens, steps)
+    assert probs == pytest.approx([0.3 / 0.9, 0.9 / 0.95])  # "maybe" spells neither verdict: left out
+    # the opening quote and the word in one token (' "un') are read the same way
+    merged = ['{"verdict":', ' "un', 'supported"}']
+    assert verdict_probabilities(merged, [{}, {' "un': math.log(0.25), ' "supported': math.log(0.75)}, {}]) == [0.25]
+    assert verdict_probabilities(None, None) == [] and verdict_probabilities(["a"], []) == []
+
+
+def test_faithfulness_judge_reports_hallucination_probability_from_logprobs() -> None:
+    reply = '{"sentences": [{"verdict": "supported", "note": ""}, {"verdict": "supported", "note": ""}]}'
+    tokens, steps = _tokenised(
+        reply,
+        [{"supported": math.log(0.9), "unsupported": math.log(0.1)}, {"supported": math.log(0.6), "un": math.log(0.4)}],
+    )
+    llm = FakeLLM([FakeCompletion(reply, logprobs=steps, tokens=tokens)])
+    judge = FaithfulnessJudge(llm, granularity="sentences", top_logprobs=20)
+    r = judge.judge("The library opened. The city funded it.", ["ctx"])
+    assert llm.calls[0]["top_logprobs"] == 20
+    assert r.score == 1.0 and r.details["hallucinated"] is False
+    assert r.details["hallucination_prob"] == pytest.approx(0.4)
+    assert [c["p_unsupported"] for c in r.details["claims"]] == pytest.approx([0.1, 0.4])
+    # without log-probabilities (or with the wrong number of decisions) there is no probability, not a guess
+    plain = FaithfulnessJudge(FakeLLM([reply]), granularity="sentences", top_logprobs=20).judge("One. Two.", ["c"])
+    assert plain.status == "ok" and plain.details["hallucination_prob"] is None
+    assert "p_unsupported" not in plain.details["claims"][0]

@@ -57,6 +57,9 @@ def test_local_llm_logprobs_are_a_distribution_over_the_generated_tokens(local_l
     assert all(lp <= 0.0 for lp in first.values())
     assert sum(math.exp(lp) for lp in first.values()) <= 1.0 + 1e-4
     assert "3" in first
+    assert out.tokens is not None and len(out.tokens) == len(out.logprobs)
+    assert "".join(out.tokens) == out.text
+    assert all(tok in step for tok, step in zip(out.tokens, out.logprobs, strict=True))
 
 
 @pytest.mark.llm
@@ -147,7 +150,7 @@ def test_openai_backend_completes_streams_and_reads_logprobs(fake_server: str) -
     llm = _client(fake_server)
     out = llm.complete(QUESTION, max_tokens=5, top_logprobs=2)
     assert out.text == "Paris" and out.prompt_tokens == 12 and out.completion_tokens == 1
-    assert out.logprobs == [{"Paris": -0.1, "Lyon": -3.0}]
+    assert out.logprobs == [{"Paris": -0.1, "Lyon": -3.0}] and out.tokens == ["Paris"]
     assert _FakeOpenAI.requests[-1]["temperature"] == 0.0 and _FakeOpenAI.requests[-1]["seed"] == 0
     assert "".join(llm.stream(QUESTION)) == "Paris"
 
