@@ -10,17 +10,13 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, f1_score, roc_auc_score
 
+from eval.detection import best_threshold, binary_metrics, bootstrap_ci, cross_validated_predictions, roc_auc
 from eval.faithbench import (
     BASELINES,
     CV_SUFFIX,
     LEXICAL,
-    best_threshold,
     binarise,
-    binary_metrics,
-    bootstrap_ci,
-    cross_validated_predictions,
     load_faithbench,
-    roc_auc,
     run_meta_eval,
     stratified_order,
 )
