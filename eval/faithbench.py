@@ -283,7 +283,7 @@ def score_rows(items: Sequence[FaithBenchItem], rows: Sequence[dict[str, Any]], 
     thresholds: dict[str, dict[int, float]] = {}
     if ok and all(p is not None for p in probs):
         batches = [by_id[r["item_id"]].batch for r in ok]
-        scored: dict[str, list[float]] = {judge_label: [float(p) for p in probs]}  # type: ignore[arg-type]
+        scored: dict[str, list[float]] = {judge_label: [float(p) for p in probs if p is not None]}
         for name in BASELINES:
             if all(name in by_id[r["item_id"]].baseline_scores for r in ok):
                 scored[name] = [by_id[r["item_id"]].baseline_scores[name] for r in ok]
