@@ -153,17 +153,25 @@ def _stem(term: str) -> str:
     return term[:-1] if term.endswith("e") and len(term) > 4 else term
 
 
-def absent_terms(text: str, context: str) -> list[str]:
+def term_stems(text: str) -> frozenset[str]:
+    """The stems of the key terms of ``text``: what :func:`absent_terms` matches against."""
+    return frozenset(_stem(t) for t in key_terms(text))
+
+
+def absent_terms(text: str, context: str | frozenset[str]) -> list[str]:
     """The key terms of ``text`` (as written, in order, once each) that ``context`` never uses, matched
-    on a crude stem: the names, numbers and content words a claim adds beyond its source."""
-    known = {_stem(t) for t in key_terms(context)}
-    out: dict[str, None] = {}
+    on a crude stem: the names, numbers and content words a claim adds beyond its source. ``context``
+    may be given as its :func:`term_stems` when many texts are checked against it."""
+    known = term_stems(context) if isinstance(context, str) else context
+    out: list[str] = []
+    seen: set[str] = set()
     for m in _WORD.finditer(text):
         word = m.group(0)
         terms = key_terms(word)
-        if terms and not any(_stem(t) in known for t in terms) and word.lower() not in {o.lower() for o in out}:
-            out[word] = None
-    return list(out)
+        if terms and not any(_stem(t) in known for t in terms) and word.lower() not in seen:
+            seen.add(word.lower())
+            out.append(word)
+    return out
 
 
 def absent_share(text: str, context: str) -> float:
@@ -171,7 +179,7 @@ def absent_share(text: str, context: str) -> float:
     terms = key_terms(text)
     if not terms:
         return 0.0
-    known = {_stem(t) for t in key_terms(context)}
+    known = term_stems(context)
     return sum(_stem(t) not in known for t in terms) / len(terms)
 
 

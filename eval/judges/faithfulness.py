@@ -35,7 +35,7 @@ from eval.judges.base import (
     error_result,
     format_contexts,
 )
-from rag.citations import absent_terms
+from rag.citations import absent_terms, term_stems
 from rag.errors import JudgeError
 
 Verdict = Literal["supported", "unsupported"]
@@ -161,11 +161,12 @@ def sentence_schema(n: int) -> dict[str, Any]:
 
 def number_sentences(sentences: Sequence[str], context: str | None) -> str:
     """``1. sentence`` lines; with ``context``, each followed by the words it uses that the context does not."""
+    known = term_stems(context) if context is not None else None
     lines = []
     for i, sentence in enumerate(sentences, 1):
         lines.append(f"{i}. {sentence}")
-        if context is not None:
-            absent = absent_terms(sentence, context)
+        if known is not None:
+            absent = absent_terms(sentence, known)
             lines.append(f"   (words not in the CONTEXT: {', '.join(absent) if absent else 'none'})")
     return "\n".join(lines)
 
