@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, get_args
 
-from eval.judges import DEFAULT_JUDGES, EvalSample, Judge, JudgeName, JudgeResult, build_judge
+from eval.judges import DEFAULT_JUDGES, EvalSample, Judge, JudgeName, JudgeResult, JudgeSettings, build_judge
 from eval.judges.base import Domain
 from eval.judges.pairwise import PairVerdict, PairwiseJudge, summarise
 from eval.report import (
@@ -238,7 +238,12 @@ def run_suite_command(
         from rag.models import load_embedder
 
         embedder = load_embedder(config.embedding.model, config.embedding.device)
-    judges = [build_judge(n, llm, embedder=embedder, retries=args.max_retries) for n in names]
+    settings = JudgeSettings(
+        retries=args.max_retries,
+        granularity=getattr(args, "granularity", "claims"),
+        top_logprobs=max(0, getattr(args, "logprobs", 0)),
+    )
+    judges = [build_judge(n, llm, embedder=embedder, settings=settings) for n in names]
 
     def on_row(r: JudgeResult) -> None:
         if progress:

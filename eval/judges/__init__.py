@@ -5,48 +5,68 @@ parser beside it. Pointwise judges share the :class:`~eval.judges.base.Judge` pr
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from eval.judges.base import CallOptions, ChatLLM, EvalSample, Judge, JudgeResult, Usage
+
+if TYPE_CHECKING:
+    from eval.judges.faithfulness import Granularity
 
 JudgeName = Literal["faithfulness", "answer_relevance", "context_relevance", "pointwise", "geval"]
 JUDGE_NAMES: tuple[JudgeName, ...] = ("faithfulness", "answer_relevance", "context_relevance", "pointwise", "geval")
 DEFAULT_JUDGES: tuple[JudgeName, ...] = ("faithfulness", "answer_relevance", "context_relevance")
 
 
-def _faithfulness(llm: ChatLLM, embedder: Any, retries: int) -> Judge:
+@dataclass(frozen=True)
+class JudgeSettings:
+    """What :func:`build_judge` passes on: retries for every judge; for the faithfulness judge the unit
+    it verifies (``claims``: the RAGAS definition; ``sentences``: the variant measured on FaithBench)
+    and how many log-probability alternatives it reads per verdict (0: none)."""
+
+    retries: int = 2
+    granularity: Granularity = "claims"
+    top_logprobs: int = 0
+
+
+def _faithfulness(llm: ChatLLM, embedder: Any, s: JudgeSettings) -> Judge:
     from eval.judges.faithfulness import FaithfulnessJudge
 
-    return FaithfulnessJudge(llm, options=CallOptions(max_tokens=900, retries=retries))
+    return FaithfulnessJudge(
+        llm,
+        granularity=s.granularity,
+        top_logprobs=s.top_logprobs,
+        options=CallOptions(max_tokens=900, retries=s.retries),
+    )
 
 
-def _answer_relevance(llm: ChatLLM, embedder: Any, retries: int) -> Judge:
+def _answer_relevance(llm: ChatLLM, embedder: Any, s: JudgeSettings) -> Judge:
     from eval.judges.answer_relevance import AnswerRelevanceJudge
 
     if embedder is None:
         raise ValueError("answer_relevance needs an embedder (rag.models.load_embedder)")
-    return AnswerRelevanceJudge(llm, embedder, options=CallOptions(max_tokens=200, retries=retries))
+    return AnswerRelevanceJudge(llm, embedder, options=CallOptions(max_tokens=200, retries=s.retries))
 
 
-def _context_relevance(llm: ChatLLM, embedder: Any, retries: int) -> Judge:
+def _context_relevance(llm: ChatLLM, embedder: Any, s: JudgeSettings) -> Judge:
     from eval.judges.context_relevance import ContextRelevanceJudge
 
-    return ContextRelevanceJudge(llm, options=CallOptions(max_tokens=600, retries=retries))
+    return ContextRelevanceJudge(llm, options=CallOptions(max_tokens=600, retries=s.retries))
 
 
-def _pointwise(llm: ChatLLM, embedder: Any, retries: int) -> Judge:
+def _pointwise(llm: ChatLLM, embedder: Any, s: JudgeSettings) -> Judge:
     from eval.judges.pointwise import PointwiseJudge
 
-    return PointwiseJudge(llm, options=CallOptions(max_tokens=400, retries=retries))
+    return PointwiseJudge(llm, options=CallOptions(max_tokens=400, retries=s.retries))
 
 
-def _geval(llm: ChatLLM, embedder: Any, retries: int) -> Judge:
+def _geval(llm: ChatLLM, embedder: Any, s: JudgeSettings) -> Judge:
     from eval.judges.geval import GEvalJudge
 
-    return GEvalJudge(llm, criterion="consistency", options=CallOptions(max_tokens=20, retries=retries))
+    return GEvalJudge(llm, criterion="consistency", options=CallOptions(max_tokens=20, retries=s.retries))
 
 
-JUDGES: dict[JudgeName, Callable[[ChatLLM, Any, int], Judge]] = {
+JUDGES: dict[JudgeName, Callable[[ChatLLM, Any, JudgeSettings], Judge]] = {
     "faithfulness": _faithfulness,
     "answer_relevance": _answer_relevance,
     "context_relevance": _context_relevance,
@@ -55,13 +75,15 @@ JUDGES: dict[JudgeName, Callable[[ChatLLM, Any, int], Judge]] = {
 }
 
 
-def build_judge(name: JudgeName, llm: ChatLLM, *, embedder: Any = None, retries: int = 2) -> Judge:
+def build_judge(
+    name: JudgeName, llm: ChatLLM, *, embedder: Any = None, settings: JudgeSettings | None = None
+) -> Judge:
     """The judge called ``name`` (see :data:`JUDGE_NAMES`) on ``llm``; ``embedder`` for answer_relevance."""
     try:
         factory = JUDGES[name]
     except KeyError:
         raise ValueError(f"unknown judge {name!r}; choose from {', '.join(JUDGE_NAMES)}") from None
-    return factory(llm, embedder, retries)
+    return factory(llm, embedder, settings or JudgeSettings())
 
 
 __all__ = [
@@ -73,6 +95,7 @@ __all__ = [
     "Judge",
     "JudgeName",
     "JudgeResult",
+    "JudgeSettings",
     "Usage",
     "build_judge",
 ]

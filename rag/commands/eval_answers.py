@@ -31,6 +31,25 @@ def _llm_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _faithfulness_options(p: argparse.ArgumentParser, *, granularity: str, logprobs: int, logprobs_use: str) -> None:
+    p.add_argument(
+        "--granularity",
+        choices=("sentences", "claims"),
+        default=granularity,
+        help="what the faithfulness judge verifies: the answer's sentences, each with the words the context "
+        "never uses as a hint (cheap; the variant measured on FaithBench), or LLM-extracted atomic claims with "
+        f"evidence (RAGAS definition, ~6x the output tokens) (default: {granularity})",
+    )
+    p.add_argument(
+        "--logprobs",
+        type=int,
+        default=logprobs,
+        metavar="K",
+        help=f"top-K token log-probabilities per faithfulness verdict (default: {logprobs}; 0 turns it off): each "
+        f"verdict's P(unsupported) is kept, and {logprobs_use}",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     f = subparsers.add_parser(
         "faithfulness",
@@ -53,6 +72,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also run ragas' faithfulness/answer-relevancy/context-precision on the same LLM and embedder "
         "and report where they differ from ours (ragas.json)",
+    )
+    _faithfulness_options(
+        f,
+        granularity="claims",
+        logprobs=0,
+        logprobs_use="the item's hallucination_prob (the highest over its claims) goes into items.jsonl",
     )
     f.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-answers-<suite>)")
     f.add_argument("--json", action="store_true", help="print the summary JSON instead of the table")
@@ -83,20 +108,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pooled classes counted as hallucinated (default: Questionable,Unwanted)",
     )
     j.add_argument("--seed", type=int, default=0, help="seed of the stratified order (default: 0)")
-    j.add_argument(
-        "--granularity",
-        choices=("sentences", "claims"),
-        default="sentences",
-        help="what the faithfulness judge verifies: the answer's sentences (cheap, default) or "
-        "LLM-extracted atomic claims with evidence (RAGAS definition, ~6x the output tokens)",
-    )
-    j.add_argument(
-        "--logprobs",
-        type=int,
-        default=20,
-        metavar="K",
-        help="top-K token log-probabilities per verdict (default: 20): each verdict's P(unsupported) is kept and "
-        "the judge is also scored thresholded on it, leave-one-batch-out (@cv-threshold); 0 turns it off",
+    _faithfulness_options(
+        j,
+        granularity="sentences",
+        logprobs=20,
+        logprobs_use="the judge is also scored thresholded on it, leave-one-batch-out (@cv-threshold)",
     )
     j.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-judges-faithbench)")
     j.add_argument("--json", action="store_true", help="print metrics.json instead of the table")

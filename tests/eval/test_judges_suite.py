@@ -123,3 +123,28 @@ def test_absent_answers_come_from_the_real_pipeline(repo_root: Path, tmp_path: P
     filled = produce_answers(items, pipeline_asker(config, str(tmp_path / "index"), llm))
     assert filled[0].answer.startswith("Full-time employees get 27 days")
     assert filled[0].contexts and any("27 days" in c for c in filled[0].contexts)
+
+
+def test_suite_command_runs_the_faithbench_variant_of_the_faithfulness_judge(tmp_path: Path) -> None:
+    """--granularity sentences --logprobs K: the judge measured on FaithBench (sentence verdicts with word
+    hints, log-probabilities asked for) is the one the suite runs."""
+    suite = tmp_path / "suite.jsonl"
+    row = {"id": "a", "question": "When?", "answer": "It opens at 8. It closes at 9.", "contexts": ["Open from 8."]}
+    suite.write_text(json.dumps(row) + "\n")
+    verdicts = {"sentences": [{"verdict": "supported", "note": ""}, {"verdict": "unsupported", "note": "9"}]}
+    fake = FakeLLM([verdicts])
+    from rag.config import PipelineConfig
+
+    rc = run_suite_command(
+        _args(
+            suite=str(suite), judges=["faithfulness"], out=str(tmp_path / "out"), granularity="sentences", logprobs=5
+        ),
+        llm_factory=lambda a: (PipelineConfig(), fake),
+        progress=False,
+    )
+    assert rc == 0
+    (call,) = fake.calls
+    assert call["top_logprobs"] == 5 and "words not in the CONTEXT: closes, 9" in call["messages"][-1]["content"]
+    (item,) = [json.loads(line) for line in (tmp_path / "out" / "items.jsonl").read_text().splitlines()]
+    assert item["details"]["granularity"] == "sentences" and item["details"]["unsupported"] == ["It closes at 9."]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["faithfulness"]["mean"] == 0.5
