@@ -38,7 +38,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--index-pairs", type=int, metavar="N", help="at most N pairs from the index")
     train.add_argument(
-        "--llm-queries", type=int, metavar="N", help="also ask the local LLM for N questions on sampled chunks"
+        "--llm-queries",
+        type=int,
+        metavar="N",
+        help="also ask the local LLM for one query on each of N sampled chunks (~7 s each here; cached in "
+        "OUT/llm-queries.jsonl, so a rerun resumes)",
+    )
+    train.add_argument(
+        "--llm-query-style",
+        choices=("question", "claim"),
+        help="what the LLM writes: a search question (default) or a claim the chunk supports (SciFact-like corpora)",
     )
     train.add_argument(
         "--allow-research-only",
@@ -81,6 +90,7 @@ def run_train(args: argparse.Namespace) -> int:
         from_index=args.from_index,
         index_pairs=args.index_pairs,
         llm_queries=args.llm_queries,
+        llm_query_style=args.llm_query_style,
         allow_research_only=args.allow_research_only,
         base=args.base,
         out=args.out,

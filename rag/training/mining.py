@@ -6,20 +6,24 @@
 * :func:`pairs_from_chunks` — label-free (query, passage) pairs from an index: title or heading → its
   passage, and a sentence → the chunk around it (the sentence is removed from the passage, so the
   model cannot win by string matching alone).
-* :func:`llm_queries` — optional: questions written by the local LLM for sampled chunks.
+* :func:`llm_queries` — optional: questions or claims written by the local LLM for sampled chunks
+  (GPL / InPars-style synthetic queries), cached so a long run resumes.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
-from rag.training.data import TrainExample, normalize_text, text_key
+from rag.errors import GenerationError
+from rag.training.data import LoadReport, TrainExample, normalize_text, text_key
 from rag.types import Chunk
 
 
@@ -200,35 +204,130 @@ def pairs_from_index(index_dir: str, **kwargs: Any) -> list[TrainExample]:
     return pairs_from_chunks(open_index(index_dir).chunks, **kwargs)
 
 
+QueryStyle = Literal["question", "claim"]
+
 LLM_QUERY_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"question": {"type": "string"}},
-    "required": ["question"],
+    "properties": {"query": {"type": "string", "maxLength": 200}},
+    "required": ["query"],
+}
+
+# One instruction and one worked example per style (general domain, written here; never evaluation data).
+LLM_QUERY_EXAMPLE_PASSAGE = (
+    "The Riverside bridge was closed in 2019 after inspectors found corrosion in two of its steel cables. "
+    "Repairs cost 4 million euros and the bridge reopened to cars in 2021; lorries are still not allowed."
+)
+LLM_QUERY_PROMPTS: dict[QueryStyle, tuple[str, str]] = {
+    "question": (
+        "You write one short search question that the passage answers. Ask about one specific fact in your own "
+        "words; do not copy a whole sentence of the passage.",
+        "Why was the Riverside bridge closed in 2019?",
+    ),
+    "claim": (
+        "You write one short claim that the passage supports, as a researcher would state a finding: one "
+        "declarative sentence about one specific fact, in your own words; do not copy a whole sentence of the "
+        "passage.",
+        "Corroded steel cables forced the Riverside bridge to close for two years.",
+    ),
 }
 
 
-def llm_queries(chunks: Sequence[Chunk], llm: Any, *, n: int, seed: int = 0) -> list[TrainExample]:
-    """Ask the local LLM (``rag.llm``) for one question per sampled chunk; failures are skipped."""
-    import json
+def llm_query_messages(passage: str, style: QueryStyle) -> list[dict[str, str]]:
+    system, example = LLM_QUERY_PROMPTS[style]
+    return [
+        {"role": "system", "content": system + ' Reply as JSON: {"query": "..."}'},
+        {"role": "user", "content": f"Passage:\n{LLM_QUERY_EXAMPLE_PASSAGE}"},
+        {"role": "assistant", "content": json.dumps({"query": example})},
+        {"role": "user", "content": f"Passage:\n{passage[:1500]}"},
+    ]
 
+
+def parse_llm_query(text: str, passage: str) -> str:
+    """The generated query, or :class:`ValueError` saying why it is unusable."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON ({e.msg})") from e
+    query = normalize_text(str(data.get("query", ""))) if isinstance(data, dict) else ""
+    if len(query.split()) < 3:
+        raise ValueError(f"query {query!r} has fewer than 3 words")
+    if text_key(query) in {text_key(s) for s in split_sentences(passage)}:
+        raise ValueError("query copies a sentence of the passage")
+    return query
+
+
+def llm_queries(
+    chunks: Sequence[Chunk],
+    llm: Any,
+    *,
+    n: int,
+    seed: int = 0,
+    style: QueryStyle = "question",
+    cache: str | Path | None = None,
+    report: LoadReport | None = None,
+    progress: bool = False,
+) -> list[TrainExample]:
+    """One query (a question, or a claim as in SciFact-like corpora) written by ``llm`` for each of ``n``
+    chunks sampled with ``seed``.
+
+    Every answer is appended to ``cache`` (JSONL: chunk id, style, query or error) as soon as it is
+    written, and chunks already there are not asked again, so an interrupted run resumes where it stopped
+    (about 7 s per query with the local 1.5B model). Failures are counted in ``report`` under
+    ``index:llm-failed`` with the first reason, never silently dropped."""
     rng = random.Random(seed)
     sample = rng.sample(list(chunks), min(n, len(chunks)))
+    done: dict[str, dict[str, Any]] = {}
+    cache_path = Path(cache) if cache is not None else None
+    if cache_path is not None and cache_path.is_file():
+        for line in cache_path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line from an interrupted run
+            if row.get("style") == style:
+                done[row["chunk"]] = row
+    fh = None
+    if cache_path is not None:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        torn = cache_path.is_file() and cache_path.stat().st_size > 0 and not cache_path.read_bytes().endswith(b"\n")
+        fh = cache_path.open("a", encoding="utf-8")
+        if torn:
+            fh.write("\n")  # never glue a new row onto a torn last line
     out: list[TrainExample] = []
-    for c in sample:
-        messages = [
-            {"role": "system", "content": "You write one short search question that the passage answers."},
-            {"role": "user", "content": f'Passage:\n{c.text[:1500]}\n\nReply as JSON: {{"question": "..."}}'},
-        ]
-        try:
-            raw = llm.complete(messages, max_tokens=64, json_schema=LLM_QUERY_SCHEMA)
-            text = raw if isinstance(raw, str) else getattr(raw, "text", str(raw))
-            question = normalize_text(str(json.loads(text)["question"]))
-        except Exception:
-            continue
-        if len(question.split()) >= 3:
-            out.append(
-                TrainExample(
-                    query=question, positive=normalize_text(c.text), group=f"index:{c.source}", source="index-llm"
+    failed: list[str] = []
+    try:
+        from tqdm.auto import tqdm
+
+        for c in tqdm(sample, desc=f"llm {style}s", unit="query", disable=not progress):
+            row = done.get(c.id)
+            if row is None:
+                try:
+                    completion = llm.complete(
+                        llm_query_messages(c.text, style), max_tokens=80, json_schema=LLM_QUERY_SCHEMA
+                    )
+                    row = {"chunk": c.id, "style": style, "query": parse_llm_query(completion.text, c.text)}
+                except (GenerationError, ValueError) as e:  # reported per chunk, not fatal
+                    row = {"chunk": c.id, "style": style, "error": f"{type(e).__name__}: {e}"}
+                if fh is not None:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    fh.flush()
+            if "query" in row:
+                out.append(
+                    TrainExample(
+                        query=row["query"],
+                        positive=normalize_text(c.text),
+                        group=f"index:{c.source}",
+                        source=f"index-llm-{style}",
+                    )
                 )
-            )
+            else:
+                failed.append(f"{c.id}: {row.get('error')}")
+    finally:
+        if fh is not None:
+            fh.close()
+    if report is not None:
+        report.counts[f"index:llm-{style}s"] = len(out)
+        if failed:
+            report.counts["index:llm-failed"] = len(failed)
+            report.skipped["index:llm-failed"] = f"{len(failed)} chunk(s), e.g. {failed[0]}"
     return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
 import yaml
 
@@ -30,6 +30,8 @@ class Recipe:
     index_pairs: int | None = None
     index_pair_kinds: tuple[str, ...] = ("title", "sentence")
     llm_queries: int = 0
+    llm_query_style: str = "question"  # or "claim" (SciFact-like corpora)
+    llm_query_cache: str | None = None  # default: <train.out>/llm-queries.jsonl (a rerun reuses it)
     allow_research_only: bool = False
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -73,7 +75,7 @@ def collect(recipe: Recipe) -> Collected:
     groups: list[str] = []
     if recipe.from_index:
         from ingest.store import open_index
-        from rag.training.mining import llm_queries, pairs_from_chunks
+        from rag.training.mining import QueryStyle, llm_queries, pairs_from_chunks
 
         chunks = (
             corpus_chunks(recipe.from_index) if _is_corpus(recipe.from_index) else open_index(recipe.from_index).chunks
@@ -87,8 +89,18 @@ def collect(recipe: Recipe) -> Collected:
             from rag.config import LLMConfig
             from rag.llm import create_llm
 
-            generated = llm_queries(chunks, create_llm(LLMConfig()), n=recipe.llm_queries, seed=recipe.train.seed)
-            report.counts["index:llm-queries"] = len(generated)
+            if recipe.llm_query_style not in get_args(QueryStyle):
+                raise ConfigError(f"llm_query_style {recipe.llm_query_style!r}: choose question or claim")
+            generated = llm_queries(
+                chunks,
+                create_llm(LLMConfig()),
+                n=recipe.llm_queries,
+                seed=recipe.train.seed,
+                style=cast(QueryStyle, recipe.llm_query_style),
+                cache=recipe.llm_query_cache or Path(recipe.train.out) / "llm-queries.jsonl",
+                report=report,
+                progress=recipe.train.progress,
+            )
             examples.extend(generated)
         pool = [c.text for c in chunks]
         groups = [f"index:{c.source}" for c in chunks]

@@ -6,6 +6,7 @@ import gzip
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -192,3 +193,43 @@ def test_same_document_passages_are_never_negatives() -> None:
     row = TrainExample("cats on mats", "cats sit on mats all day", group="doc1")
     (mined,) = mine_bm25_negatives([row], pool, n=2, depth=5, seed=0)
     assert "cats and mats, the sequel" not in mined.negatives and len(mined.negatives) == 2
+
+
+def test_llm_queries_resume_from_the_cache_and_report_failures(tmp_path: Path) -> None:
+    """Each answer is cached as it comes; a rerun asks only for chunks not cached; a query that does not
+    parse, or copies a sentence of its passage, is counted as a failure with its reason."""
+    from rag.training.data import LoadReport
+    from rag.training.mining import llm_queries
+    from tests.eval.judge_fakes import FakeLLM
+
+    chunks = [
+        Chunk(id=f"c{i}", source=f"d{i}", text=f"Sentence number {i} about topic {i}. It has a second sentence here.")
+        for i in range(4)
+    ]
+
+    def respond(messages: list[dict[str, str]]) -> Any:
+        passage = messages[-1]["content"]
+        if "number 0 " in passage:
+            return "not json"
+        if "number 1 " in passage:
+            return {"query": "Sentence number 1 about topic 1."}  # copies the passage
+        return {"query": f"what is topic {passage.split('topic ')[1][0]} about?"}
+
+    cache = tmp_path / "q.jsonl"
+    report = LoadReport()
+    first = llm_queries(chunks, FakeLLM(respond=respond), n=4, style="claim", cache=cache, report=report)
+    assert sorted(e.query for e in first) == ["what is topic 2 about?", "what is topic 3 about?"]
+    assert {e.source for e in first} == {"index-llm-claim"}
+    assert report.counts == {"index:llm-claims": 2, "index:llm-failed": 2}
+    assert "not JSON" in cache.read_text() and "copies a sentence" in cache.read_text()
+
+    resumed = FakeLLM(respond=respond)
+    with cache.open("a") as fh:
+        fh.write('{"chunk": "c9", "sty')  # torn last line from an interrupted run
+    again = llm_queries(chunks, resumed, n=4, style="claim", cache=cache)
+    assert resumed.calls == [] and [e.query for e in again] == [e.query for e in first]
+    other_style = FakeLLM(respond=respond)
+    llm_queries(chunks, other_style, n=4, style="question", cache=cache)
+    assert len(other_style.calls) == 4 and "search question" in other_style.calls[0]["messages"][0]["content"]
+    rows = cache.read_text().splitlines()
+    assert sum('"style": "question"' in r for r in rows) == 4 and all(json.loads(r) for r in rows if "c9" not in r)
