@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any, cast
 
 import yaml
 
@@ -54,7 +54,10 @@ def load_recipe(path: str | Path | None, **overrides: Any) -> Recipe:
         else:
             data[key] = value
     data["train"] = train
-    return from_dict(Recipe, data, where=str(path or "recipe"))
+    recipe = from_dict(Recipe, data, where=str(path or "recipe"))
+    if recipe.llm_query_style not in ("question", "claim"):
+        raise ConfigError(f"{path or 'recipe'}: llm_query_style {recipe.llm_query_style!r}: choose question or claim")
+    return recipe
 
 
 @dataclass
@@ -89,8 +92,6 @@ def collect(recipe: Recipe) -> Collected:
             from rag.config import LLMConfig
             from rag.llm import create_llm
 
-            if recipe.llm_query_style not in get_args(QueryStyle):
-                raise ConfigError(f"llm_query_style {recipe.llm_query_style!r}: choose question or claim")
             generated = llm_queries(
                 chunks,
                 create_llm(LLMConfig()),

@@ -233,3 +233,28 @@ def test_llm_queries_resume_from_the_cache_and_report_failures(tmp_path: Path) -
     assert len(other_style.calls) == 4 and "search question" in other_style.calls[0]["messages"][0]["content"]
     rows = cache.read_text().splitlines()
     assert sum('"style": "question"' in r for r in rows) == 4 and all(json.loads(r) for r in rows if "c9" not in r)
+
+
+def test_every_shipped_config_loads(repo_root: Path) -> None:
+    """Training recipes (a top-level ``train:``) load as recipes, the rest as pipeline configs: a typo in
+    any key of configs/ fails here, not an hour into a run."""
+    import yaml
+
+    from rag.config import load_config
+    from rag.errors import ConfigError
+    from rag.training.sources import load_recipe
+
+    recipes = 0
+    for path in sorted((repo_root / "configs").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        if path.name == "expected_scores.yaml":
+            continue
+        if "train" in data:
+            recipe = load_recipe(path)
+            recipes += 1
+            assert recipe.llm_query_style in ("question", "claim"), path
+        else:
+            load_config(path)
+    assert recipes >= 3
+    with pytest.raises(ConfigError, match="llm_query_style 'poem'"):
+        load_recipe(None, llm_query_style="poem")
