@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 
 from eval.detection import binary_metrics, bootstrap_ci, cross_validated_predictions, roc_auc
 from eval.judges.base import JudgeResult
+from rag import jsonl
 from rag.citations import absent_share
 from rag.errors import EvalDataError
 
@@ -189,18 +190,8 @@ class MetaEvalReport:
 
 
 def read_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """Rows already written (the last row per item id wins); a torn last line is ignored."""
-    rows: dict[str, dict[str, Any]] = {}
-    if not path.is_file():
-        return rows
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            rows[row["item_id"]] = row
-    return rows
+    """Rows already written, by item id (the last row per item id wins); a torn last line is ignored."""
+    return {row["item_id"]: row for row in jsonl.read_rows(path)}
 
 
 def run_meta_eval(
@@ -218,7 +209,7 @@ def run_meta_eval(
     path = out / ITEMS_FILE
     done = read_rows(path)
     pending = [it for it in items if done.get(it.id, {}).get("status") != "ok"]
-    with path.open("a", encoding="utf-8") as fh:
+    with jsonl.appender(path) as append:
         for i, it in enumerate(pending, 1):
             r = judge.judge(it.summary, [it.source], item_id=it.id)
             row = {
@@ -229,8 +220,7 @@ def run_meta_eval(
                 "predicted_hallucinated": None if r.score is None else r.score < 1.0,
                 "hallucination_prob": r.details.get("hallucination_prob") if r.ok else None,
             }
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            fh.flush()
+            append(row)
             done[it.id] = row
             if on_item is not None:
                 on_item(i, len(pending), row)

@@ -133,6 +133,11 @@ class LlamaCppLLM:
         kwargs: dict[str, Any] = {}
         if json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
+        recorder = _LogprobRecorder(top_logprobs) if top_logprobs > 0 else None
+        if recorder is not None:
+            from llama_cpp import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([recorder])
         with self._lock:
             try:
                 out = self.llama.create_chat_completion(
@@ -148,7 +153,11 @@ class LlamaCppLLM:
             choice = out["choices"][0]  # type: ignore[index]
             text = choice["message"]["content"] or ""
             usage = out.get("usage") or {}  # type: ignore[union-attr]
-            scored = self._score_tokens(messages, text, top_logprobs) if top_logprobs > 0 else None
+            scored = None
+            if recorder is not None:
+                scored = recorder.steps(self.llama, text)
+                if scored is None:  # the processor saw nothing usable: score the text after the fact
+                    scored = self._score_tokens(messages, text, top_logprobs)
         return Completion(
             text=text,
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
@@ -232,6 +241,62 @@ class LlamaCppLLM:
             out.append((piece, step))
             llama.eval([token])
         return out
+
+
+class _LogprobRecorder:
+    """A llama-cpp logits processor that keeps the top-``k`` log-probabilities at every sampling step
+    (the model's own distribution, before penalties and the JSON grammar act on it) and returns the
+    logits unchanged, so the output is the same as without it. Step ``j``'s chosen token is read from
+    step ``j + 1``'s input; the cost is one log-softmax per token instead of a second pass over the
+    output (which doubled the time of a judge call)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self._top: list[tuple[Any, Any]] = []  # (token ids, their log-probabilities) per step
+        self._chosen: list[tuple[int, float]] = []  # (token id, log-probability) per step but the last
+        self._last: Any = None  # the newest step's full log-probabilities
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import numpy as np
+
+        if self._last is not None:
+            token = int(input_ids[-1])
+            self._chosen.append((token, float(self._last[token])))
+        logits = np.asarray(scores, dtype=np.float64)
+        logp = logits - logits.max()
+        logp -= np.log(np.exp(logp).sum())
+        k = min(self.k, logp.size)
+        top = np.argpartition(-logp, k - 1)[:k]
+        top = top[np.argsort(-logp[top], kind="stable")]
+        self._top.append((top, logp[top]))
+        self._last = logp
+        return scores
+
+    def steps(self, llama: Llama, text: str) -> list[tuple[str, dict[str, float]]] | None:
+        """(token text, top-k log-probabilities) per token of ``text``, or None when the steps seen do
+        not spell ``text`` (a backend change; the caller then re-scores)."""
+        out: list[tuple[str, dict[str, float]]] = []
+        spelled = ""
+        for (ids, lps), (token, lp) in zip(self._top, self._chosen, strict=False):
+            if len(spelled) >= len(text):
+                break  # the end-of-generation token
+            piece = _piece(llama, token)
+            step = {_piece(llama, int(t)): float(v) for t, v in zip(ids, lps, strict=True)}
+            step.setdefault(piece, lp)
+            out.append((piece, step))
+            spelled += piece
+        if len(spelled) < len(text) and len(self._top) == len(self._chosen) + 1 and self._last is not None:
+            # stopped by max_tokens: the last token was sampled but never fed back; its text is what is left
+            rest = text[len(spelled) :]
+            ids, lps = self._top[-1]
+            step = {_piece(llama, int(t)): float(v) for t, v in zip(ids, lps, strict=True)}
+            ids_rest = llama.tokenize(rest.encode("utf-8"), add_bos=False, special=False)
+            if rest not in step and len(ids_rest) == 1:
+                step[rest] = float(self._last[ids_rest[0]])
+            if rest in step:
+                out.append((rest, step))
+                spelled += rest
+        return out if spelled == text else None
 
 
 def _piece(llama: Llama, token: int) -> str:

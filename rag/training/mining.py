@@ -16,6 +16,7 @@ import json
 import random
 import re
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rag.errors import GenerationError
+from rag.jsonl import appender, read_rows
 from rag.training.data import LoadReport, TrainExample, normalize_text, text_key
 from rag.types import Chunk
 
@@ -276,26 +278,10 @@ def llm_queries(
     ``index:llm-failed`` with the first reason, never silently dropped."""
     rng = random.Random(seed)
     sample = rng.sample(list(chunks), min(n, len(chunks)))
-    done: dict[str, dict[str, Any]] = {}
-    cache_path = Path(cache) if cache is not None else None
-    if cache_path is not None and cache_path.is_file():
-        for line in cache_path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line from an interrupted run
-            if row.get("style") == style:
-                done[row["chunk"]] = row
-    fh = None
-    if cache_path is not None:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        torn = cache_path.is_file() and cache_path.stat().st_size > 0 and not cache_path.read_bytes().endswith(b"\n")
-        fh = cache_path.open("a", encoding="utf-8")
-        if torn:
-            fh.write("\n")  # never glue a new row onto a torn last line
+    done = {row["chunk"]: row for row in read_rows(cache) if row.get("style") == style} if cache else {}
     out: list[TrainExample] = []
     failed: list[str] = []
-    try:
+    with appender(cache) if cache is not None else nullcontext(lambda row: None) as append:
         from tqdm.auto import tqdm
 
         for c in tqdm(sample, desc=f"llm {style}s", unit="query", disable=not progress):
@@ -308,9 +294,7 @@ def llm_queries(
                     row = {"chunk": c.id, "style": style, "query": parse_llm_query(completion.text, c.text)}
                 except (GenerationError, ValueError) as e:  # reported per chunk, not fatal
                     row = {"chunk": c.id, "style": style, "error": f"{type(e).__name__}: {e}"}
-                if fh is not None:
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    fh.flush()
+                append(row)
             if "query" in row:
                 out.append(
                     TrainExample(
@@ -322,9 +306,6 @@ def llm_queries(
                 )
             else:
                 failed.append(f"{c.id}: {row.get('error')}")
-    finally:
-        if fh is not None:
-            fh.close()
     if report is not None:
         report.counts[f"index:llm-{style}s"] = len(out)
         if failed:
