@@ -133,10 +133,13 @@ class LlamaCppLLM:
         kwargs: dict[str, Any] = {}
         if json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
-        recorder = _LogprobRecorder(top_logprobs) if top_logprobs > 0 else None
-        if recorder is not None:
+        recorder = None
+        if top_logprobs > 0:
             from llama_cpp import LogitsProcessorList
 
+            from rag.logprobs import LogprobRecorder
+
+            recorder = LogprobRecorder(top_logprobs)
             kwargs["logits_processor"] = LogitsProcessorList([recorder])
         with self._lock:
             try:
@@ -153,15 +156,12 @@ class LlamaCppLLM:
             choice = out["choices"][0]  # type: ignore[index]
             text = choice["message"]["content"] or ""
             usage = out.get("usage") or {}  # type: ignore[union-attr]
-            scored = None
-            if recorder is not None:
-                scored = recorder.steps(self.llama, text)
-                if scored is None:  # the processor saw nothing usable: score the text after the fact
-                    scored = self._score_tokens(messages, text, top_logprobs)
+            n_out = int(usage.get("completion_tokens", 0))
+            scored = recorder.steps(self.llama, text, n_out) if recorder is not None else None
         return Completion(
             text=text,
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
+            completion_tokens=n_out,
             finish_reason=choice.get("finish_reason"),
             logprobs=[step for _, step in scored] if scored is not None else None,
             tokens=[token for token, _ in scored] if scored is not None else None,
@@ -193,114 +193,6 @@ class LlamaCppLLM:
                         yield content
             except ValueError as e:
                 raise GenerationError(f"{self.name}: {e}") from e
-
-    def render_prompt(self, messages: Sequence[Message]) -> str:
-        """The exact prompt text the model sees: the GGUF's own chat template, generation prompt added."""
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        llama = self.llama
-        template = llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise ModelError(f"{self.name}: the GGUF carries no chat template")
-        eos = llama.detokenize([llama.token_eos()]).decode("utf-8", errors="ignore")
-        bos = llama.detokenize([llama.token_bos()]).decode("utf-8", errors="ignore")
-        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)(messages=list(messages)).prompt  # type: ignore[arg-type]
-
-    def _score_tokens(self, messages: Sequence[Message], text: str, k: int) -> list[tuple[str, dict[str, float]]]:
-        """(token text, top-``k`` log-probabilities) at each position of ``text`` given the prompt.
-
-        llama.cpp keeps only the last position's logits unless the model is loaded with
-        ``logits_all`` (which costs n_ctx x vocab floats, ~2.5 GB here), so the completion is fed one
-        token at a time after the prompt, reading the last logits each step. The prompt prefix already
-        in the KV cache is reused.
-        """
-        import llama_cpp
-        import numpy as np
-
-        llama = self.llama
-        prompt = llama.tokenize(self.render_prompt(messages).encode("utf-8"), add_bos=False, special=True)
-        completion = llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-        cached = llama.input_ids[: llama.n_tokens].tolist()
-        common = 0
-        for a, b in zip(cached, prompt[:-1], strict=False):  # keep >= 1 token to evaluate
-            if a != b:
-                break
-            common += 1
-        llama.n_tokens = common
-        llama.eval(prompt[common:])
-        n_vocab = llama.n_vocab()
-        out: list[tuple[str, dict[str, float]]] = []
-        for token in completion:
-            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1), shape=(n_vocab,))
-            logp = logits - logits.max()
-            logp = logp - np.log(np.exp(logp).sum())
-            top = np.argsort(-logp, kind="stable")[:k]
-            step = {_piece(llama, int(t)): float(logp[t]) for t in top}
-            piece = _piece(llama, token)
-            step.setdefault(piece, float(logp[token]))
-            out.append((piece, step))
-            llama.eval([token])
-        return out
-
-
-class _LogprobRecorder:
-    """A llama-cpp logits processor that keeps the top-``k`` log-probabilities at every sampling step
-    (the model's own distribution, before penalties and the JSON grammar act on it) and returns the
-    logits unchanged, so the output is the same as without it. Step ``j``'s chosen token is read from
-    step ``j + 1``'s input; the cost is one log-softmax per token instead of a second pass over the
-    output (which doubled the time of a judge call)."""
-
-    def __init__(self, k: int) -> None:
-        self.k = k
-        self._top: list[tuple[Any, Any]] = []  # (token ids, their log-probabilities) per step
-        self._chosen: list[tuple[int, float]] = []  # (token id, log-probability) per step but the last
-        self._last: Any = None  # the newest step's full log-probabilities
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import numpy as np
-
-        if self._last is not None:
-            token = int(input_ids[-1])
-            self._chosen.append((token, float(self._last[token])))
-        logits = np.asarray(scores, dtype=np.float64)
-        logp = logits - logits.max()
-        logp -= np.log(np.exp(logp).sum())
-        k = min(self.k, logp.size)
-        top = np.argpartition(-logp, k - 1)[:k]
-        top = top[np.argsort(-logp[top], kind="stable")]
-        self._top.append((top, logp[top]))
-        self._last = logp
-        return scores
-
-    def steps(self, llama: Llama, text: str) -> list[tuple[str, dict[str, float]]] | None:
-        """(token text, top-k log-probabilities) per token of ``text``, or None when the steps seen do
-        not spell ``text`` (a backend change; the caller then re-scores)."""
-        out: list[tuple[str, dict[str, float]]] = []
-        spelled = ""
-        for (ids, lps), (token, lp) in zip(self._top, self._chosen, strict=False):
-            if len(spelled) >= len(text):
-                break  # the end-of-generation token
-            piece = _piece(llama, token)
-            step = {_piece(llama, int(t)): float(v) for t, v in zip(ids, lps, strict=True)}
-            step.setdefault(piece, lp)
-            out.append((piece, step))
-            spelled += piece
-        if len(spelled) < len(text) and len(self._top) == len(self._chosen) + 1 and self._last is not None:
-            # stopped by max_tokens: the last token was sampled but never fed back; its text is what is left
-            rest = text[len(spelled) :]
-            ids, lps = self._top[-1]
-            step = {_piece(llama, int(t)): float(v) for t, v in zip(ids, lps, strict=True)}
-            ids_rest = llama.tokenize(rest.encode("utf-8"), add_bos=False, special=False)
-            if rest not in step and len(ids_rest) == 1:
-                step[rest] = float(self._last[ids_rest[0]])
-            if rest in step:
-                out.append((rest, step))
-                spelled += rest
-        return out if spelled == text else None
-
-
-def _piece(llama: Llama, token: int) -> str:
-    return llama.detokenize([token]).decode("utf-8", errors="replace")
 
 
 class OpenAICompatLLM:
