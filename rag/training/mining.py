@@ -272,10 +272,11 @@ def llm_queries(
     """One query (a question, or a claim as in SciFact-like corpora) written by ``llm`` for each of ``n``
     chunks sampled with ``seed``.
 
-    Every answer is appended to ``cache`` (JSONL: chunk id, style, query or error) as soon as it is
-    written, and chunks already there are not asked again, so an interrupted run resumes where it stopped
-    (about 7 s per query with the local 1.5B model). Failures are counted in ``report`` under
-    ``index:llm-failed`` with the first reason, never silently dropped."""
+    Every answer is appended to ``cache`` (JSONL: chunk id, style, query or why it is unusable) as soon
+    as it is written, and chunks already there are not asked again, so an interrupted run resumes where
+    it stopped (about 10 s per query with the local 1.5B model); a backend failure is not cached.
+    Failures are counted in ``report`` under ``index:llm-failed`` with the first reason, never silently
+    dropped."""
     rng = random.Random(seed)
     sample = rng.sample(list(chunks), min(n, len(chunks)))
     done = {row["chunk"]: row for row in read_rows(cache) if row.get("style") == style} if cache else {}
@@ -291,9 +292,13 @@ def llm_queries(
                     completion = llm.complete(
                         llm_query_messages(c.text, style), max_tokens=80, json_schema=LLM_QUERY_SCHEMA
                     )
+                except GenerationError as e:  # the backend failed: reported, not cached (a rerun asks again)
+                    failed.append(f"{c.id}: {e}")
+                    continue
+                try:
                     row = {"chunk": c.id, "style": style, "query": parse_llm_query(completion.text, c.text)}
-                except (GenerationError, ValueError) as e:  # reported per chunk, not fatal
-                    row = {"chunk": c.id, "style": style, "error": f"{type(e).__name__}: {e}"}
+                except ValueError as e:  # greedy decoding would write the same again: cached as failed
+                    row = {"chunk": c.id, "style": style, "error": str(e)}
                 append(row)
             if "query" in row:
                 out.append(

@@ -196,8 +196,10 @@ def test_same_document_passages_are_never_negatives() -> None:
 
 
 def test_llm_queries_resume_from_the_cache_and_report_failures(tmp_path: Path) -> None:
-    """Each answer is cached as it comes; a rerun asks only for chunks not cached; a query that does not
-    parse, or copies a sentence of its passage, is counted as a failure with its reason."""
+    """Each answer is cached as it comes; a rerun asks only for chunks not cached. A query that does not
+    parse, or copies a sentence of its passage, is cached as a failure with its reason; a backend failure
+    is counted but not cached, so the rerun asks again."""
+    from rag.errors import GenerationError
     from rag.training.data import LoadReport
     from rag.training.mining import llm_queries
     from tests.eval.judge_fakes import FakeLLM
@@ -206,9 +208,12 @@ def test_llm_queries_resume_from_the_cache_and_report_failures(tmp_path: Path) -
         Chunk(id=f"c{i}", source=f"d{i}", text=f"Sentence number {i} about topic {i}. It has a second sentence here.")
         for i in range(4)
     ]
+    backend_down = {"number 3 "}
 
     def respond(messages: list[dict[str, str]]) -> Any:
         passage = messages[-1]["content"]
+        if any(key in passage for key in backend_down):
+            raise GenerationError("backend down")
         if "number 0 " in passage:
             return "not json"
         if "number 1 " in passage:
@@ -218,16 +223,18 @@ def test_llm_queries_resume_from_the_cache_and_report_failures(tmp_path: Path) -
     cache = tmp_path / "q.jsonl"
     report = LoadReport()
     first = llm_queries(chunks, FakeLLM(respond=respond), n=4, style="claim", cache=cache, report=report)
-    assert sorted(e.query for e in first) == ["what is topic 2 about?", "what is topic 3 about?"]
-    assert {e.source for e in first} == {"index-llm-claim"}
-    assert report.counts == {"index:llm-claims": 2, "index:llm-failed": 2}
+    assert [e.query for e in first] == ["what is topic 2 about?"] and first[0].source == "index-llm-claim"
+    assert report.counts == {"index:llm-claims": 1, "index:llm-failed": 3}
     assert "not JSON" in cache.read_text() and "copies a sentence" in cache.read_text()
+    assert "backend" not in cache.read_text()
 
-    resumed = FakeLLM(respond=respond)
+    backend_down.clear()
     with cache.open("a") as fh:
         fh.write('{"chunk": "c9", "sty')  # torn last line from an interrupted run
+    resumed = FakeLLM(respond=respond)
     again = llm_queries(chunks, resumed, n=4, style="claim", cache=cache)
-    assert resumed.calls == [] and [e.query for e in again] == [e.query for e in first]
+    assert len(resumed.calls) == 1 and "number 3 " in resumed.calls[0]["messages"][-1]["content"]
+    assert sorted(e.query for e in again) == ["what is topic 2 about?", "what is topic 3 about?"]
     other_style = FakeLLM(respond=respond)
     llm_queries(chunks, other_style, n=4, style="question", cache=cache)
     assert len(other_style.calls) == 4 and "search question" in other_style.calls[0]["messages"][0]["content"]
