@@ -61,10 +61,13 @@ class LogprobRecorder:
                 text_j = piece(llama, token)
             else:  # stopped by max_tokens: the last token was sampled but never fed back; its text is what is left
                 text_j = text[len("".join(p for p, _ in out)) :]
-                ids_rest = llama.tokenize(text_j.encode("utf-8"), add_bos=False, special=False)
-                if text_j not in step and len(ids_rest) != 1:
-                    break
-                lp = step.get(text_j, float(self._last[ids_rest[0]]) if len(ids_rest) == 1 else 0.0)
+                if text_j in step:
+                    lp = step[text_j]
+                else:
+                    ids_rest = llama.tokenize(text_j.encode("utf-8"), add_bos=False, special=False)
+                    if len(ids_rest) != 1:
+                        break
+                    lp = float(self._last[ids_rest[0]])
             step.setdefault(text_j, lp)
             out.append((text_j, step))
         return out
