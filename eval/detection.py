@@ -105,6 +105,24 @@ def roc_auc(y_true: Sequence[bool], scores: Sequence[float]) -> float:
     return float(((p > n).sum() + 0.5 * (p == n).sum()) / (p.size * n.size))
 
 
+def stratified_auc(y_true: Sequence[bool], scores: Sequence[float], strata: Sequence[object]) -> float:
+    """ROC AUC over the (hallucinated, consistent) pairs that share a stratum only: the chance that a
+    hallucinated item outscores a consistent one *of the same stratum*. With the number of summary
+    sentences as strata, a detector that merely tracks length scores 0.5. NaN when no stratum holds both
+    classes."""
+    if not len(y_true) == len(scores) == len(strata):
+        raise ValueError(f"{len(y_true)} labels, {len(scores)} scores, {len(strata)} strata")
+    wins = 0.0
+    pairs = 0
+    for stratum in set(strata):
+        idx = [i for i, s in enumerate(strata) if s == stratum]
+        pos = np.asarray([scores[i] for i in idx if y_true[i]], dtype=float)[:, None]
+        neg = np.asarray([scores[i] for i in idx if not y_true[i]], dtype=float)[None, :]
+        wins += float((pos > neg).sum() + 0.5 * (pos == neg).sum())
+        pairs += pos.size * neg.size
+    return wins / pairs if pairs else math.nan
+
+
 def best_threshold(y_true: Sequence[bool], scores: Sequence[float]) -> float:
     """The threshold ``t`` (predict hallucinated when ``score >= t``) with the highest balanced
     accuracy on these items. Candidates are the midpoints between consecutive distinct scores (and

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from eval.detection import binary_metrics, bootstrap_ci, cross_validated_predictions, roc_auc
+from eval.detection import binary_metrics, bootstrap_ci, cross_validated_predictions, roc_auc, stratified_auc
 from eval.judges.base import JudgeResult
+from eval.judges.faithfulness import split_sentences
 from rag import jsonl
 from rag.citations import absent_share
 from rag.errors import EvalDataError
@@ -208,6 +209,12 @@ def run_meta_eval(
     out.mkdir(parents=True, exist_ok=True)
     path = out / ITEMS_FILE
     done = read_rows(path)
+    others = sorted({str(r.get("judge_label")) for r in done.values()} - {judge_label})
+    if others:
+        raise EvalDataError(
+            f"{path}: holds rows of another judge ({', '.join(others)}), not {judge_label}; "
+            "give this judge its own --out folder"
+        )
     pending = [it for it in items if done.get(it.id, {}).get("status") != "ok"]
     with jsonl.appender(path) as append:
         for i, it in enumerate(pending, 1):
@@ -217,7 +224,7 @@ def run_meta_eval(
                 "judge_label": judge_label,
                 "batch": it.batch,
                 "human_hallucinated": it.hallucinated,
-                "predicted_hallucinated": None if r.score is None else r.score < 1.0,
+                "predicted_hallucinated": _predicted_hallucinated(r),
                 "hallucination_prob": r.details.get("hallucination_prob") if r.ok else None,
             }
             append(row)
@@ -231,18 +238,34 @@ def run_meta_eval(
     return report
 
 
+def _predicted_hallucinated(r: JudgeResult) -> bool | None:
+    """The judge's own call (``details["hallucinated"]``), else any claim unsupported (score < 1)."""
+    if not r.ok or r.score is None:
+        return None
+    return bool(r.details.get("hallucinated", r.score < 1.0))
+
+
 CV_SUFFIX = " @cv-threshold"
 LEXICAL = "absent-terms share (no LLM)"
+SENTENCE_COUNT = "summary sentence count (length prior, no evidence)"
+SOURCE_LENGTH = "source length in words (length prior, no evidence)"
+# Detectors that need no model, scored from the item alone. The two length priors read nothing of what the
+# summary says: a judge that does not beat them under the same protocol has not shown it checks anything.
+MODEL_FREE: dict[str, Callable[[FaithBenchItem], float]] = {
+    LEXICAL: lambda it: absent_share(it.summary, it.source),
+    SENTENCE_COUNT: lambda it: float(len(split_sentences(it.summary))),
+    SOURCE_LENGTH: lambda it: float(len(it.source.split())),
+}
 
 
 def score_rows(items: Sequence[FaithBenchItem], rows: Sequence[dict[str, Any]], *, judge_label: str) -> MetaEvalReport:
     """Metrics for the judge (OK rows only) and for each baseline on exactly those items.
 
     When every OK row carries the judge's ``hallucination_prob``, more rows are scored with one
-    protocol: the judge, each score-kind baseline (HHEM-2.1) and the model-free share of summary terms
-    absent from the source (:data:`LEXICAL`, what the judge's word hints alone would give), each
-    thresholded per batch at the threshold that is best on the *other* batches (``@cv-threshold``);
-    the summary gets each one's threshold-free ROC AUC."""
+    protocol: the judge, each score-kind baseline (HHEM-2.1) and the :data:`MODEL_FREE` detectors (the
+    share of summary terms absent from the source, what the judge's word hints alone would give, and two
+    length priors), each thresholded per batch at the threshold that is best on the *other* batches
+    (``@cv-threshold``); the summary gets each one's threshold-free ROC AUC."""
     by_id = {it.id: it for it in items}
     ok = [r for r in rows if r["status"] == "ok" and r["item_id"] in by_id]
     truth = [by_id[r["item_id"]].hallucinated for r in ok]
@@ -270,6 +293,7 @@ def score_rows(items: Sequence[FaithBenchItem], rows: Sequence[dict[str, Any]], 
 
     probs = [r.get("hallucination_prob") for r in ok]
     auc: dict[str, float | None] = {}
+    within: dict[str, float | None] = {}
     thresholds: dict[str, dict[int, float]] = {}
     if ok and all(p is not None for p in probs):
         batches = [by_id[r["item_id"]].batch for r in ok]
@@ -277,12 +301,16 @@ def score_rows(items: Sequence[FaithBenchItem], rows: Sequence[dict[str, Any]], 
         for name in BASELINES:
             if all(name in by_id[r["item_id"]].baseline_scores for r in ok):
                 scored[name] = [by_id[r["item_id"]].baseline_scores[name] for r in ok]
-        # what the judge's word hints alone would give: no model, one threshold
-        scored[LEXICAL] = [absent_share(by_id[r["item_id"]].summary, by_id[r["item_id"]].source) for r in ok]
+        for name, detector in MODEL_FREE.items():
+            scored[name] = [detector(by_id[r["item_id"]]) for r in ok]
         cv_preds: dict[str, list[bool]] = {}
+        strata = [len(split_sentences(by_id[r["item_id"]].summary)) for r in ok]
+        for name, preds in {judge_label: ours, **baseline_preds}.items():
+            if name not in scored:  # a hard 0/1 label is a two-valued score
+                within[name] = _nan_to_none(stratified_auc(truth, [float(p) for p in preds], strata))
         for name, series in scored.items():
-            a = roc_auc(truth, series)
-            auc[name] = None if math.isnan(a) else a
+            auc[name] = _nan_to_none(roc_auc(truth, series))
+            within[name] = _nan_to_none(stratified_auc(truth, series, strata))
             cv_preds[name], thresholds[name] = cross_validated_predictions(batches, truth, series)
             add(name + CV_SUFFIX, cv_preds[name])
         ours_cv = cv_preds[judge_label]
@@ -305,6 +333,7 @@ def score_rows(items: Sequence[FaithBenchItem], rows: Sequence[dict[str, Any]], 
         "judge_minus_baseline_ba": gaps,
         "cv_judge_minus_baseline_ba": cv_gaps,
         "roc_auc": auc,
+        "roc_auc_within_sentence_count": within,
         "cv_thresholds_by_batch": {name: {str(b): t for b, t in th.items()} for name, th in thresholds.items()},
         "items_per_minute": (60 * len(rows) / seconds) if seconds else None,
         "tokens_per_item": (sum(tokens) / len(tokens)) if tokens else None,
@@ -314,6 +343,10 @@ def score_rows(items: Sequence[FaithBenchItem], rows: Sequence[dict[str, Any]], 
         else None,
     }
     return MetaEvalReport(metrics=metrics, summary=summary, rows=list(rows))
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if math.isnan(x) else x
 
 
 def format_meta_table(report: MetaEvalReport) -> str:
@@ -350,6 +383,10 @@ def format_meta_table(report: MetaEvalReport) -> str:
     if s["roc_auc"]:
         lines.append(
             "ROC AUC (threshold-free): " + ", ".join(f"{n} {a:.3f}" for n, a in s["roc_auc"].items() if a is not None)
+        )
+        lines.append(
+            "ROC AUC within equal summary-sentence counts (0.5 = nothing beyond length): "
+            + ", ".join(f"{n} {a:.3f}" for n, a in s["roc_auc_within_sentence_count"].items() if a is not None)
         )
         lines.append(
             f"{CV_SUFFIX.strip()}: each batch thresholded at the value best on the other batches' labels "

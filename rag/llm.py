@@ -44,6 +44,25 @@ class Completion:
     tokens: list[str] | None = None
 
 
+@dataclass(frozen=True)
+class TokenScores:
+    """A given text scored under a prompt: its tokens (as text) and each one's log-probability given the
+    prompt and the tokens before it; ``prompt_tokens`` counts the prompt."""
+
+    tokens: list[str]
+    logprobs: list[float]
+    prompt_tokens: int
+
+
+@runtime_checkable
+class ContinuationScorer(Protocol):
+    """A backend that can score text it did not generate (prompt log-probabilities)."""
+
+    name: str
+
+    def score_continuation(self, messages: Sequence[Message], continuation: str) -> TokenScores: ...
+
+
 @runtime_checkable
 class LLM(Protocol):
     name: str
@@ -166,6 +185,73 @@ class LlamaCppLLM:
             logprobs=[step for _, step in scored] if scored is not None else None,
             tokens=[token for token, _ in scored] if scored is not None else None,
         )
+
+    def render_prompt(self, messages: Sequence[Message]) -> str:
+        """The prompt text the model sees for ``messages``: the GGUF's own chat template with the
+        generation prompt added (what ``create_chat_completion`` renders)."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llama = self.llama
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelError(f"{self.name}: the GGUF carries no chat template")
+        eos = llama.detokenize([llama.token_eos()]).decode("utf-8", errors="ignore")
+        bos = llama.detokenize([llama.token_bos()]).decode("utf-8", errors="ignore")
+        formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        return formatter(messages=list(messages)).prompt  # type: ignore[arg-type]
+
+    def score_continuation(self, messages: Sequence[Message], continuation: str) -> TokenScores:
+        """Log-probability of each token of ``continuation`` as the assistant's reply to ``messages``.
+
+        One forward pass (prefill speed, no decoding): the prompt prefix already in llama.cpp's KV cache
+        is reused, the rest of the prompt is evaluated without logits, and the continuation is evaluated
+        in batches that ask llama.cpp for logits at every position, so no ``logits_all`` buffer
+        (context x vocabulary floats) is needed."""
+        import numpy as np
+
+        with self._lock:
+            llama = self.llama
+            prompt = llama.tokenize(self.render_prompt(messages).encode("utf-8"), add_bos=False, special=True)
+            target = llama.tokenize(continuation.encode("utf-8"), add_bos=False, special=False)
+            if len(prompt) + len(target) > llama.n_ctx():
+                raise GenerationError(
+                    f"{self.name}: prompt ({len(prompt)} tokens) and text ({len(target)} tokens) exceed the "
+                    f"context window of {llama.n_ctx()} (raise llm.n_ctx)"
+                )
+            if not target:
+                return TokenScores([], [], len(prompt))
+            cached = llama.input_ids[: llama.n_tokens].tolist()
+            common = 0
+            for a, b in zip(cached, prompt[:-1], strict=False):
+                if a != b:
+                    break
+                common += 1
+            llama.n_tokens = common
+            llama.eval(prompt[common:-1])
+            # position i of `feed` predicts target[i]: the last prompt token predicts the first target token
+            feed = [prompt[-1], *target[:-1]]
+            n_vocab = llama.n_vocab()
+            logprobs: list[float] = []
+            try:
+                for start in range(0, len(feed), llama.n_batch):
+                    chunk = feed[start : start + llama.n_batch]
+                    n_past = llama.n_tokens
+                    llama._ctx.kv_cache_seq_rm(-1, n_past, -1)
+                    llama._batch.set_batch(batch=chunk, n_past=n_past, logits_all=True)
+                    llama._ctx.decode(llama._batch)
+                    logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(len(chunk), n_vocab))
+                    logits = logits.astype(np.float64)
+                    top = logits.max(axis=1)
+                    norm = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+                    rows = np.arange(len(chunk))
+                    logprobs.extend((logits[rows, target[start : start + len(chunk)]] - norm).tolist())
+                    llama.input_ids[n_past : n_past + len(chunk)] = chunk
+                    llama.n_tokens += len(chunk)
+            except RuntimeError as e:  # llama_decode failed
+                llama.n_tokens = 0
+                raise GenerationError(f"{self.name}: scoring failed: {e}") from e
+            pieces = [llama.detokenize([t]).decode("utf-8", errors="replace") for t in target]
+        return TokenScores(pieces, logprobs, len(prompt))
 
     def stream(
         self,

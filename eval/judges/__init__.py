@@ -13,8 +13,15 @@ from eval.judges.base import CallOptions, ChatLLM, EvalSample, Judge, JudgeResul
 if TYPE_CHECKING:
     from eval.judges.faithfulness import Granularity
 
-JudgeName = Literal["faithfulness", "answer_relevance", "context_relevance", "pointwise", "geval"]
-JUDGE_NAMES: tuple[JudgeName, ...] = ("faithfulness", "answer_relevance", "context_relevance", "pointwise", "geval")
+JudgeName = Literal["faithfulness", "answer_relevance", "context_relevance", "pointwise", "geval", "likelihood"]
+JUDGE_NAMES: tuple[JudgeName, ...] = (
+    "faithfulness",
+    "answer_relevance",
+    "context_relevance",
+    "pointwise",
+    "geval",
+    "likelihood",
+)
 DEFAULT_JUDGES: tuple[JudgeName, ...] = ("faithfulness", "answer_relevance", "context_relevance")
 
 
@@ -66,12 +73,19 @@ def _geval(llm: ChatLLM, embedder: Any, s: JudgeSettings) -> Judge:
     return GEvalJudge(llm, criterion="consistency", options=CallOptions(max_tokens=20, retries=s.retries))
 
 
+def _likelihood(llm: ChatLLM, embedder: Any, s: JudgeSettings) -> Judge:
+    from eval.judges.likelihood import LikelihoodJudge
+
+    return LikelihoodJudge(llm)
+
+
 JUDGES: dict[JudgeName, Callable[[ChatLLM, Any, JudgeSettings], Judge]] = {
     "faithfulness": _faithfulness,
     "answer_relevance": _answer_relevance,
     "context_relevance": _context_relevance,
     "pointwise": _pointwise,
     "geval": _geval,
+    "likelihood": _likelihood,
 }
 
 

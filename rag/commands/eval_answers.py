@@ -12,7 +12,7 @@ from typing import Any
 
 from rag.cli import add_common_options, progress_enabled
 
-JUDGE_CHOICES = ("faithfulness", "answer_relevance", "context_relevance", "pointwise", "geval")
+JUDGE_CHOICES = ("faithfulness", "answer_relevance", "context_relevance", "pointwise", "geval", "likelihood")
 
 
 def _llm_options(p: argparse.ArgumentParser) -> None:
@@ -108,13 +108,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pooled classes counted as hallucinated (default: Questionable,Unwanted)",
     )
     j.add_argument("--seed", type=int, default=0, help="seed of the stratified order (default: 0)")
+    j.add_argument(
+        "--judge",
+        choices=("faithfulness", "likelihood"),
+        default="faithfulness",
+        help="faithfulness: verdict per sentence/claim (constrained JSON); likelihood: surprisal of the summary "
+        "given the source, one forward pass, local backend only (default: faithfulness)",
+    )
     _faithfulness_options(
         j,
         granularity="sentences",
         logprobs=20,
         logprobs_use="the judge is also scored thresholded on it, leave-one-batch-out (@cv-threshold)",
     )
-    j.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-judges-faithbench)")
+    j.add_argument(
+        "--out", metavar="DIR", help="output folder (default: runs/eval-judges-faithbench, -likelihood for that judge)"
+    )
     j.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
     _llm_options(j)
     add_common_options(j)
@@ -163,9 +172,16 @@ def _llm(args: argparse.Namespace) -> Any:
 
 
 def run_judges(args: argparse.Namespace) -> int:
-    from eval.faithbench import format_meta_table, load_faithbench, run_meta_eval, stratified_order
+    from eval.faithbench import (
+        FaithfulnessJudgeLike,
+        format_meta_table,
+        load_faithbench,
+        run_meta_eval,
+        stratified_order,
+    )
     from eval.judges.base import CallOptions
     from eval.judges.faithfulness import FaithfulnessJudge
+    from eval.judges.likelihood import LikelihoodJudge
     from rag.errors import ConfigError
 
     classes = tuple(c.strip() for c in args.hallucinated.split(",") if c.strip())
@@ -177,13 +193,20 @@ def run_judges(args: argparse.Namespace) -> int:
     )  # type: ignore[arg-type]
     items = stratified_order(items, seed=args.seed)[: args.limit]
     _, llm = _llm(args)
-    judge = FaithfulnessJudge(
-        llm,
-        granularity=args.granularity,
-        top_logprobs=max(0, args.logprobs),
-        options=CallOptions(max_tokens=900, retries=args.max_retries),
-    )
-    out = Path(args.out or "runs/eval-judges-faithbench")
+    judge: FaithfulnessJudgeLike
+    if args.judge == "likelihood":
+        judge = LikelihoodJudge(llm)
+        label = f"likelihood ({llm.name})"
+        out = Path(args.out or "runs/eval-judges-faithbench-likelihood")
+    else:
+        judge = FaithfulnessJudge(
+            llm,
+            granularity=args.granularity,
+            top_logprobs=max(0, args.logprobs),
+            options=CallOptions(max_tokens=900, retries=args.max_retries),
+        )
+        label = f"faithfulness[{args.granularity}] ({llm.name})"
+        out = Path(args.out or "runs/eval-judges-faithbench")
     verbose = progress_enabled()
 
     def on_item(i: int, total: int, row: dict[str, Any]) -> None:
@@ -197,9 +220,7 @@ def run_judges(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    report = run_meta_eval(
-        items, judge, out_dir=out, judge_label=f"faithfulness[{args.granularity}] ({llm.name})", on_item=on_item
-    )
+    report = run_meta_eval(items, judge, out_dir=out, judge_label=label, on_item=on_item)
     if args.json:
         print(json.dumps(report.metrics, indent=2, sort_keys=True))
     else:

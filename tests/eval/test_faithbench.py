@@ -10,11 +10,20 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, f1_score, roc_auc_score
 
-from eval.detection import best_threshold, binary_metrics, bootstrap_ci, cross_validated_predictions, roc_auc
+from eval.detection import (
+    best_threshold,
+    binary_metrics,
+    bootstrap_ci,
+    cross_validated_predictions,
+    roc_auc,
+    stratified_auc,
+)
 from eval.faithbench import (
     BASELINES,
     CV_SUFFIX,
     LEXICAL,
+    SENTENCE_COUNT,
+    SOURCE_LENGTH,
     binarise,
     load_faithbench,
     run_meta_eval,
@@ -152,6 +161,22 @@ def test_best_threshold_maximises_balanced_accuracy() -> None:
     assert best_threshold([True, False], [0.5, 0.5]) in (0.5 - 1e-9, 0.5 + 1e-9)
 
 
+def test_stratified_auc_counts_only_pairs_within_a_stratum() -> None:
+    rng = random.Random(3)
+    t = [rng.random() < 0.4 for _ in range(60)]
+    s = [rng.random() + (0.3 if x else 0.0) for x in t]
+    assert stratified_auc(t, s, [0] * 60) == pytest.approx(roc_auc_score(t, s))
+    # the stratum itself as the score: it orders no pair inside a stratum
+    strata = [int(x) + (i % 2) for i, x in enumerate(t)]
+    assert roc_auc(t, [float(k) for k in strata]) > 0.7
+    assert stratified_auc(t, [float(k) for k in strata], strata) == 0.5
+    # pooled by pairs: two strata with 2x1 and 1x1 pairs
+    assert stratified_auc([True, True, False, True, False], [0.9, 0.1, 0.5, 0.2, 0.8], ["a", "a", "a", "b", "b"]) == (
+        pytest.approx((1 + 0) / 3)
+    )
+    assert stratified_auc([True, False], [0.1, 0.2], [0, 1]) != stratified_auc([True, False], [0.1, 0.2], [0, 1])
+
+
 def test_cross_validated_predictions_never_see_their_own_labels() -> None:
     rng = random.Random(5)
     groups = [i % 4 for i in range(80)]
@@ -190,5 +215,27 @@ def test_meta_eval_thresholds_probabilities_leave_one_batch_out(shared_data: Pat
         roc_auc_score(truth, [it.baseline_scores["HHEM-2.1"] for it in items])
     )
     assert {"HHEM-2.1", "HHEM-2.1" + CV_SUFFIX} <= set(s["cv_judge_minus_baseline_ba"])
+    # the sentence-count prior orders no pair of equal sentence count; every detector is compared that way too
+    within = s["roc_auc_within_sentence_count"]
+    assert within[SENTENCE_COUNT] == 0.5
+    assert {"ours", "GPT-4o", "HHEM-2.1", LEXICAL, SOURCE_LENGTH} <= set(within)
+    assert SENTENCE_COUNT + CV_SUFFIX in report.metrics
     rows = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
     assert all(0.0 <= r["hallucination_prob"] <= 1.0 for r in rows)
+
+
+class ThresholdJudge:
+    """Calls an item hallucinated from its own threshold, whatever its score."""
+
+    name = "threshold"
+
+    def judge(self, answer: str, contexts: list[str], *, item_id: str = "") -> JudgeResult:
+        return JudgeResult(self.name, item_id, "ok", 0.5, "r", details={"hallucinated": len(answer) > 300})
+
+
+def test_meta_eval_takes_the_judges_own_call_and_keeps_judges_apart(shared_data: Path, tmp_path: Path) -> None:
+    items = stratified_order(load_faithbench(shared_data / "faithbench", batches=(1,)))[:6]
+    report = run_meta_eval(items, ThresholdJudge(), out_dir=tmp_path, judge_label="t")
+    assert [r["predicted_hallucinated"] for r in report.rows] == [len(it.summary) > 300 for it in items]
+    with pytest.raises(EvalDataError, match="another judge"):
+        run_meta_eval(items, ProbJudge(), out_dir=tmp_path, judge_label="ours")
