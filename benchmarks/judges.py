@@ -28,6 +28,7 @@ SHARED = REPO.parent / "shared" / "data"
 ALL = (
     "faithfulness_claims",
     "faithfulness_sentences",
+    "likelihood",
     "answer_relevance",
     "context_relevance",
     "pointwise",
@@ -62,10 +63,11 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     args = ap.parse_args()
 
-    from eval.faithbench import load_faithbench, stratified_order
+    from eval.faithbench import FaithfulnessJudgeLike, load_faithbench, stratified_order
     from eval.judges import EvalSample, build_judge
     from eval.judges.base import CallOptions
     from eval.judges.faithfulness import FaithfulnessJudge
+    from eval.judges.likelihood import LikelihoodJudge
     from eval.judges.pairwise import PairwiseJudge
     from eval.report import format_table
     from rag.config import LLMConfig
@@ -83,11 +85,15 @@ def main() -> int:
     results: dict[str, dict[str, Any]] = {}
     for name in names:
         rows: list[tuple[float, int, int, bool]] = []  # seconds, prompt tokens, completion tokens, ok
-        if name.startswith("faithfulness_"):
-            fj = FaithfulnessJudge(
-                llm,
-                granularity=name.split("_")[1],  # type: ignore[arg-type]
-                options=CallOptions(max_tokens=900),
+        if name.startswith("faithfulness_") or name == "likelihood":
+            fj: FaithfulnessJudgeLike = (
+                LikelihoodJudge(llm)
+                if name == "likelihood"
+                else FaithfulnessJudge(
+                    llm,
+                    granularity=name.split("_")[1],  # type: ignore[arg-type]
+                    options=CallOptions(max_tokens=900),
+                )
             )
             for it in fb:
                 r = fj.judge(it.summary, [it.source], item_id=it.id)

@@ -32,6 +32,7 @@ from eval.report import (
     write_text,
 )
 from rag.errors import EvalDataError
+from rag.llm import ContinuationScorer
 
 SCALE: dict[str, float] = {"pointwise": 10.0, "geval_consistency": 5.0}  # for the normalised chart
 
@@ -233,6 +234,9 @@ def run_suite_command(
         )
         items = produce_answers(items, pipeline_asker(config, args.index, llm))
     names: list[JudgeName] = list(dict.fromkeys(args.judges or DEFAULT_JUDGES))
+    if not args.judges and not isinstance(llm, ContinuationScorer):
+        names.remove("likelihood")
+        print(f"note: {llm.name} cannot score given text; the likelihood judge is skipped", file=sys.stderr)
     embedder = None
     if "answer_relevance" in names:
         from rag.models import load_embedder

@@ -22,7 +22,9 @@ JUDGE_NAMES: tuple[JudgeName, ...] = (
     "geval",
     "likelihood",
 )
-DEFAULT_JUDGES: tuple[JudgeName, ...] = ("faithfulness", "answer_relevance", "context_relevance")
+# likelihood is the detector that beats HHEM-2.1 on FaithBench; a backend that cannot score given text
+# (openai) skips it when the defaults are used
+DEFAULT_JUDGES: tuple[JudgeName, ...] = ("faithfulness", "likelihood", "answer_relevance", "context_relevance")
 
 
 @dataclass(frozen=True)

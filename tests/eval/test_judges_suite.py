@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,16 @@ def _args(**kw: Any) -> argparse.Namespace:
     return argparse.Namespace(**{**base, **kw})
 
 
+def respond(messages: list[dict[str, str]]) -> dict[str, Any]:
+    """Canned verdicts for the faithfulness, answer-relevance and context-relevance judges."""
+    system = messages[0]["content"]
+    if "fact-checker" in system:
+        return {"claims": [{"claim": "It opens at 8.", "evidence": "Open from 8", "verdict": "supported"}]}
+    if "questions" in system:
+        return {"questions": ["When does it open?"] * 3, "noncommittal": False}
+    return {"passages": [{"passage": 1, "reason": "hours", "useful": True}]}
+
+
 def test_suite_command_writes_every_report_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     suite = tmp_path / "suite.jsonl"
     suite.write_text(
@@ -73,14 +84,6 @@ def test_suite_command_writes_every_report_file(tmp_path: Path, capsys: pytest.C
         )
         + "\n"
     )
-
-    def respond(messages: list[dict[str, str]]) -> dict[str, Any]:
-        system = messages[0]["content"]
-        if "fact-checker" in system:
-            return {"claims": [{"claim": "It opens at 8.", "evidence": "Open from 8", "verdict": "supported"}]}
-        if "questions" in system:
-            return {"questions": ["When does it open?"] * 3, "noncommittal": False}
-        return {"passages": [{"passage": 1, "reason": "hours", "useful": True}]}
 
     from rag.config import PipelineConfig
 
@@ -148,3 +151,34 @@ def test_suite_command_runs_the_faithbench_variant_of_the_faithfulness_judge(tmp
     (item,) = [json.loads(line) for line in (tmp_path / "out" / "items.jsonl").read_text().splitlines()]
     assert item["details"]["granularity"] == "sentences" and item["details"]["unsupported"] == ["It closes at 9."]
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["faithfulness"]["mean"] == 0.5
+
+
+def test_default_judges_include_likelihood_only_where_the_backend_scores_given_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], embedder: Any
+) -> None:
+    from rag.config import PipelineConfig
+    from rag.llm import TokenScores
+
+    suite = tmp_path / "suite.jsonl"
+    row = {"id": "a", "question": "When does it open?", "answer": "At 8.", "contexts": ["Open from 8."]}
+    suite.write_text(json.dumps(row) + "\n")
+
+    class Scoring(FakeLLM):
+        def score_continuation(self, messages: Any, continuation: str) -> TokenScores:
+            assert "Question: When does it open?" in messages[-1]["content"] and continuation == "At 8."
+            return TokenScores([" At", " 8", "."], [-0.2, -0.1, -0.3], prompt_tokens=30)
+
+    def run(llm: FakeLLM, out: str) -> dict[str, Any]:
+        rc = run_suite_command(
+            _args(suite=str(suite), judges=None, out=str(tmp_path / out)),
+            llm_factory=lambda a: (PipelineConfig(), llm),
+            progress=False,
+        )
+        assert rc == 0
+        return dict(json.loads((tmp_path / out / "summary.json").read_text()))
+
+    chat_only = run(FakeLLM(respond=respond), "chat")
+    assert "likelihood" not in chat_only and "faithfulness" in chat_only
+    assert "likelihood judge is skipped" in capsys.readouterr().err
+    scoring = run(Scoring(respond=respond), "scoring")
+    assert scoring["likelihood"]["mean"] == pytest.approx(math.exp(-0.2))
