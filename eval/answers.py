@@ -246,6 +246,7 @@ def run_suite_command(
         retries=args.max_retries,
         granularity=getattr(args, "granularity", "claims"),
         top_logprobs=max(0, getattr(args, "logprobs", 0)),
+        likelihood_threshold=getattr(args, "likelihood_threshold", None),
     )
     judges = [build_judge(n, llm, embedder=embedder, settings=settings) for n in names]
 

@@ -31,11 +31,13 @@ DEFAULT_JUDGES: tuple[JudgeName, ...] = ("faithfulness", "likelihood", "answer_r
 class JudgeSettings:
     """What :func:`build_judge` passes on: retries for every judge; for the faithfulness judge the unit
     it verifies (``claims``: the RAGAS definition; ``sentences``: the variant measured on FaithBench)
-    and how many log-probability alternatives it reads per verdict (0: none)."""
+    and how many log-probability alternatives it reads per verdict (0: none); for the likelihood judge
+    its surprisal threshold."""
 
     retries: int = 2
     granularity: Granularity = "claims"
     top_logprobs: int = 0
+    likelihood_threshold: float | None = None  # None: the likelihood judge's own default
 
 
 def _faithfulness(llm: ChatLLM, embedder: Any, s: JudgeSettings) -> Judge:
@@ -78,7 +80,9 @@ def _geval(llm: ChatLLM, embedder: Any, s: JudgeSettings) -> Judge:
 def _likelihood(llm: ChatLLM, embedder: Any, s: JudgeSettings) -> Judge:
     from eval.judges.likelihood import LikelihoodJudge
 
-    return LikelihoodJudge(llm)
+    if s.likelihood_threshold is None:
+        return LikelihoodJudge(llm)
+    return LikelihoodJudge(llm, threshold=s.likelihood_threshold)
 
 
 JUDGES: dict[JudgeName, Callable[[ChatLLM, Any, JudgeSettings], Judge]] = {

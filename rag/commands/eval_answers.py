@@ -48,6 +48,13 @@ def _faithfulness_options(p: argparse.ArgumentParser, *, granularity: str, logpr
         help=f"top-K token log-probabilities per faithfulness verdict (default: {logprobs}; 0 turns it off): each "
         f"verdict's P(unsupported) is kept, and {logprobs_use}",
     )
+    p.add_argument(
+        "--likelihood-threshold",
+        type=float,
+        metavar="NATS",
+        help="mean surprisal per token at which the likelihood judge calls an answer hallucinated (default: 0.84, "
+        "set for the embedded model; another model needs its own, measured with rag eval judges)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -181,7 +188,7 @@ def run_judges(args: argparse.Namespace) -> int:
     )
     from eval.judges.base import CallOptions
     from eval.judges.faithfulness import FaithfulnessJudge
-    from eval.judges.likelihood import LikelihoodJudge
+    from eval.judges.likelihood import DEFAULT_THRESHOLD, LikelihoodJudge
     from rag.errors import ConfigError
 
     classes = tuple(c.strip() for c in args.hallucinated.split(",") if c.strip())
@@ -195,7 +202,8 @@ def run_judges(args: argparse.Namespace) -> int:
     _, llm = _llm(args)
     judge: FaithfulnessJudgeLike
     if args.judge == "likelihood":
-        judge = LikelihoodJudge(llm)
+        threshold = DEFAULT_THRESHOLD if args.likelihood_threshold is None else args.likelihood_threshold
+        judge = LikelihoodJudge(llm, threshold=threshold)
         label = f"likelihood ({llm.name})"
         out = Path(args.out or "runs/eval-judges-faithbench-likelihood")
     else:

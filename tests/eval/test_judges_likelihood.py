@@ -83,6 +83,16 @@ def test_prompt_is_a_summary_without_question_and_an_answer_with_one() -> None:
     assert result.ok and result.item_id == "q1" and "Question: When did it open?" in scorer.prompts[0][-1]["content"]
 
 
+def test_threshold_is_a_setting() -> None:
+    from eval.judges import JudgeSettings
+
+    scorer = ScriptedScorer([" In", " 1998", "."], [-0.5, -0.2, -0.1])
+    strict = build_judge("likelihood", scorer, settings=JudgeSettings(likelihood_threshold=0.1))  # type: ignore[arg-type]
+    assert strict.run(EvalSample(question="", answer="In 1998.", contexts=(CONTEXT,))).details["hallucinated"] is True
+    default = build_judge("likelihood", scorer)  # type: ignore[arg-type]
+    assert default.run(EvalSample(question="", answer="In 1998.", contexts=(CONTEXT,))).details["hallucinated"] is False
+
+
 def test_failures_are_rows_not_crashes() -> None:
     down = LikelihoodJudge(ScriptedScorer([" a"], [-1.0], fail=True)).judge("a", [CONTEXT], item_id="d")
     assert down.status == "error" and down.score is None and "backend down" in down.reason
