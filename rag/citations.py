@@ -73,6 +73,11 @@ def parse_citations(text: str, n_sources: int) -> Citations:
     return Citations(cited=cited, invalid=invalid, text=cleaned)
 
 
+def strip_citations(text: str) -> str:
+    """``text`` without its citation brackets (and the space before each): the prose alone."""
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"\s*" + _CITATION.pattern, "", text, flags=re.IGNORECASE))
+
+
 def is_not_in_documents(text: str) -> bool:
     """True when the answer says the documents do not contain the answer."""
     return bool(_NOT_FOUND.search(text))

@@ -8,7 +8,8 @@ The item's score is the mean surprisal in nats per answer token (the log-perplex
 the context); ``score`` is its geometric-mean token probability ``exp(-surprisal)`` (1.0 = fully
 expected) and ``hallucination_prob`` is ``1 - score``: monotone in the surprisal, not a calibrated
 probability. The answer is called hallucinated when the surprisal reaches :data:`DEFAULT_THRESHOLD`.
-The reason lists the least expected words, which is where to look.
+The reason lists the least expected words, which is where to look. Citation brackets (``[1]``) are removed
+before scoring; an answer that says the documents do not hold the answer claims nothing and is not scored.
 
 The prompt and the threshold belong to the embedded Qwen2.5-Coder-1.5B: another model or prompt shifts
 every surprisal and needs its own threshold (``rag eval judges --judge likelihood`` measures it).
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eval.judges.base import EvalSample, JudgeResult, Message, Usage, error_result
+from rag.citations import is_not_in_documents, strip_citations
 from rag.errors import ConfigError, RagError
 from rag.llm import ContinuationScorer, TokenScores
 
@@ -100,9 +102,19 @@ class LikelihoodJudge:
         self, answer: str, contexts: Sequence[str], *, question: str | None = None, item_id: str = ""
     ) -> JudgeResult:
         usage = Usage()
-        text = answer.strip()
+        text = strip_citations(answer).strip()
         if not text:
             return error_result(self.name, item_id, "empty answer: nothing to score", usage)
+        if is_not_in_documents(text):
+            return JudgeResult(
+                judge=self.name,
+                item_id=item_id,
+                status="ok",
+                score=1.0,
+                reason="the answer says the documents do not contain the answer: it claims nothing to check",
+                details={"refusal": True, "hallucinated": False, "hallucination_prob": 0.0},
+                usage=usage,
+            )
         start = time.perf_counter()
         try:
             scores = self.llm.score_continuation(build_messages(contexts, question), text)

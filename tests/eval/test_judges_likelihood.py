@@ -93,6 +93,15 @@ def test_threshold_is_a_setting() -> None:
     assert default.run(EvalSample(question="", answer="In 1998.", contexts=(CONTEXT,))).details["hallucinated"] is False
 
 
+def test_citations_are_not_scored_and_a_refusal_claims_nothing() -> None:
+    scorer = ScriptedScorer([" It", " opened", " in", " 1998", "."], [-0.1, -0.2, -0.1, -0.3, -0.1])
+    judge = LikelihoodJudge(scorer)
+    assert judge.judge("It opened in 1998 [1][2].", [CONTEXT]).ok  # the scorer asserts it got the bare prose
+    refusal = judge.judge("The answer is not in the documents.", [CONTEXT], item_id="r")
+    assert refusal.ok and refusal.score == 1.0 and refusal.details["hallucinated"] is False
+    assert refusal.details["refusal"] is True and len(scorer.prompts) == 1
+
+
 def test_failures_are_rows_not_crashes() -> None:
     down = LikelihoodJudge(ScriptedScorer([" a"], [-1.0], fail=True)).judge("a", [CONTEXT], item_id="d")
     assert down.status == "error" and down.score is None and "backend down" in down.reason

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from rag.citations import check_citations, cited_sentences, is_not_in_documents, key_terms, parse_citations
+from rag.citations import (
+    check_citations,
+    cited_sentences,
+    is_not_in_documents,
+    key_terms,
+    parse_citations,
+    strip_citations,
+)
 from rag.prompt import NOT_IN_DOCUMENTS
 
 
@@ -100,3 +107,16 @@ def test_cited_sentences_attach_a_trailing_bracket_and_key_terms_ignore_stop_wor
         ("Third.", [4]),
     ]
     assert key_terms("The hotels in Paris cost 190.5 EUR") == {"hotel", "paris", "cost", "190.5", "eur"}
+
+
+@pytest.mark.parametrize(
+    ("text", "bare"),
+    [
+        ("The limit is 190 EUR in London, Paris [1][3].", "The limit is 190 EUR in London, Paris."),
+        ("It drives at 2.4 m/s [1]. It runs 11 hours [Source 2, 3].", "It drives at 2.4 m/s. It runs 11 hours."),
+        ("Ranges [2-4] count too.", "Ranges count too."),
+        ("No citations, [not a number] either.", "No citations, [not a number] either."),
+    ],
+)
+def test_strip_citations_keeps_the_prose(text: str, bare: str) -> None:
+    assert strip_citations(text) == bare
