@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = [
             ("corpus", f"{args.corpus} ({r['documents']} documents, {r['failed']} failed)"),
             ("chunks", f"{r['chunks']} (chunk_tokens {config.chunking.chunk_tokens}, capped to the model)"),
-            ("documents/s", f"{r['documents'] / ingest_s:.1f}"),
-            ("chunks/s", f"{r['chunks'] / ingest_s:.1f}"),
+            ("documents/s", f"{float(r['documents']) / ingest_s:.1f}"),
+            ("chunks/s", f"{float(r['chunks']) / ingest_s:.1f}"),
             ("ingest total", f"{ingest_s:.1f} s (model already loaded: {r['model_load_s']:.1f} s before)"),
             ("embedding share", f"{embed_s / ingest_s:.1%} ({embed_s:.1f} s)"),
             (
