@@ -201,13 +201,9 @@ class LlamaCppLLM:
         return formatter(messages=list(messages)).prompt  # type: ignore[arg-type]
 
     def score_continuation(self, messages: Sequence[Message], continuation: str) -> TokenScores:
-        """Log-probability of each token of ``continuation`` as the assistant's reply to ``messages``.
-
-        One forward pass (prefill speed, no decoding): the prompt prefix already in llama.cpp's KV cache
-        is reused, the rest of the prompt is evaluated without logits, and the continuation is evaluated
-        in batches that ask llama.cpp for logits at every position, so no ``logits_all`` buffer
-        (context x vocabulary floats) is needed."""
-        import numpy as np
+        """Log-probability of each token of ``continuation`` as the assistant's reply to ``messages``, in
+        one forward pass (prefill speed, no decoding; :func:`rag.logprobs.forced_logprobs`)."""
+        from rag.logprobs import forced_logprobs, piece
 
         with self._lock:
             llama = self.llama
@@ -220,37 +216,11 @@ class LlamaCppLLM:
                 )
             if not target:
                 return TokenScores([], [], len(prompt))
-            cached = llama.input_ids[: llama.n_tokens].tolist()
-            common = 0
-            for a, b in zip(cached, prompt[:-1], strict=False):
-                if a != b:
-                    break
-                common += 1
-            llama.n_tokens = common
-            llama.eval(prompt[common:-1])
-            # position i of `feed` predicts target[i]: the last prompt token predicts the first target token
-            feed = [prompt[-1], *target[:-1]]
-            n_vocab = llama.n_vocab()
-            logprobs: list[float] = []
             try:
-                for start in range(0, len(feed), llama.n_batch):
-                    chunk = feed[start : start + llama.n_batch]
-                    n_past = llama.n_tokens
-                    llama._ctx.kv_cache_seq_rm(-1, n_past, -1)
-                    llama._batch.set_batch(batch=chunk, n_past=n_past, logits_all=True)
-                    llama._ctx.decode(llama._batch)
-                    logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(len(chunk), n_vocab))
-                    logits = logits.astype(np.float64)
-                    top = logits.max(axis=1)
-                    norm = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
-                    rows = np.arange(len(chunk))
-                    logprobs.extend((logits[rows, target[start : start + len(chunk)]] - norm).tolist())
-                    llama.input_ids[n_past : n_past + len(chunk)] = chunk
-                    llama.n_tokens += len(chunk)
+                logprobs = forced_logprobs(llama, prompt, target)
             except RuntimeError as e:  # llama_decode failed
-                llama.n_tokens = 0
                 raise GenerationError(f"{self.name}: scoring failed: {e}") from e
-            pieces = [llama.detokenize([t]).decode("utf-8", errors="replace") for t in target]
+            pieces = [piece(llama, t) for t in target]
         return TokenScores(pieces, logprobs, len(prompt))
 
     def stream(

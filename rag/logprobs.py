@@ -1,4 +1,4 @@
-"""Top-k token log-probabilities from llama.cpp, recorded while it generates.
+"""Token log-probabilities from llama.cpp: top-k recorded while it generates, or forced over given text.
 
 llama-cpp-python returns log-probabilities only for a model loaded with ``logits_all`` (n_ctx x vocab
 floats, ~2.5 GB here). :class:`LogprobRecorder` instead rides along as a logits processor: at every
@@ -37,9 +37,7 @@ class LogprobRecorder:
         if self._last is not None:
             token = int(input_ids[-1])
             self._chosen.append((token, float(self._last[token])))
-        logits = np.asarray(scores, dtype=np.float64)
-        logp = logits - logits.max()
-        logp -= np.log(np.exp(logp).sum())
+        logp = log_softmax(np.asarray(scores, dtype=np.float64))
         k = min(self.k, logp.size)
         top = np.argpartition(-logp, k - 1)[:k]
         top = top[np.argsort(-logp[top], kind="stable")]
@@ -75,3 +73,45 @@ class LogprobRecorder:
 
 def piece(llama: Vocab, token: int) -> str:
     return llama.detokenize([token]).decode("utf-8", errors="replace")
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities over the last axis (float64 in, float64 out)."""
+    top = logits.max(axis=-1, keepdims=True)
+    return logits - (top + np.log(np.exp(logits - top).sum(axis=-1, keepdims=True)))
+
+
+def forced_logprobs(llama: Any, prompt: list[int], target: list[int]) -> list[float]:
+    """Log-probability of each token of ``target`` after ``prompt`` and the target tokens before it, on a
+    ``llama_cpp.Llama`` loaded without ``logits_all``: the prompt prefix already in the KV cache is reused,
+    the rest of the prompt is evaluated without logits, and the target is fed in batches that ask llama.cpp
+    for logits at every position. Raises ``RuntimeError`` when llama.cpp cannot decode (the cache is then
+    marked empty)."""
+    cached = llama.input_ids[: llama.n_tokens].tolist()
+    common = 0
+    for a, b in zip(cached, prompt[:-1], strict=False):
+        if a != b:
+            break
+        common += 1
+    llama.n_tokens = common
+    llama.eval(prompt[common:-1])
+    # position i of `feed` predicts target[i]: the last prompt token predicts the first target token
+    feed = [prompt[-1], *target[:-1]]
+    n_vocab = llama.n_vocab()
+    out: list[float] = []
+    try:
+        for start in range(0, len(feed), llama.n_batch):
+            chunk = feed[start : start + llama.n_batch]
+            n_past = llama.n_tokens
+            llama._ctx.kv_cache_seq_rm(-1, n_past, -1)
+            llama._batch.set_batch(batch=chunk, n_past=n_past, logits_all=True)
+            llama._ctx.decode(llama._batch)
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(len(chunk), n_vocab))
+            logp = log_softmax(logits.astype(np.float64))
+            out.extend(logp[np.arange(len(chunk)), target[start : start + len(chunk)]].tolist())
+            llama.input_ids[n_past : n_past + len(chunk)] = chunk
+            llama.n_tokens += len(chunk)
+    except RuntimeError:
+        llama.n_tokens = 0
+        raise
+    return out

@@ -50,3 +50,14 @@ def test_a_chosen_token_outside_the_top_k_is_added_and_max_tokens_stop_is_handle
     assert set(steps[0][1]) == {"un", "supported"} and steps[0][1]["un"] > steps[0][1]["supported"]
     assert set(steps[1][1]) == {"}", "x"}
     assert LogprobRecorder(3).steps(FakeLlama(), "x", 1) is None  # never called: no log-probabilities
+
+
+def test_log_softmax_is_a_distribution_per_row() -> None:
+    import numpy as np
+
+    from rag.logprobs import log_softmax
+
+    logits = np.array([[1000.0, 1001.0, 999.0], [0.0, 0.0, 0.0]])
+    logp = log_softmax(logits)
+    assert np.allclose(np.exp(logp).sum(axis=1), 1.0)
+    assert np.allclose(logp[1], np.log(1 / 3)) and logp[0].argmax() == 1
