@@ -197,13 +197,15 @@ def score_run(run: Run, dataset: EvalDataset, *, ks: Sequence[int]) -> dict[str,
 
 
 def resolve_modes(
-    config: RetrievalEvalConfig, pipeline: PipelineConfig
+    config: RetrievalEvalConfig, pipeline: PipelineConfig, *, index_dir: str | Path | None = None
 ) -> tuple[list[EvalMode], Reranker | None, list[str]]:
     """The modes to run, the reranker when ``hybrid+rerank`` is among them, and notes for the report."""
     from rag.rerank import load_reranker
 
     notes: list[str] = []
-    reranker, status = load_reranker(pipeline.rerank)
+    reranker, status = load_reranker(pipeline.rerank, index_dir=index_dir)
+    if reranker is not None:
+        notes.append(f"reranker fusion_weight {status.fusion_weight} (from the {status.weight_source})")
     if config.modes is None:
         modes: list[EvalMode] = ["bm25", "dense", "hybrid"]
         if reranker is not None:
@@ -232,7 +234,7 @@ def evaluate_retrieval(
     from rag.retrieval import SentenceTransformerEncoder, build_retriever
 
     config = config or RetrievalEvalConfig()
-    modes, reranker, mode_notes = resolve_modes(config, pipeline)
+    modes, reranker, mode_notes = resolve_modes(config, pipeline, index_dir=getattr(index, "path", index_dir))
     all_notes = [*notes, *mode_notes]
     depth = config.chunk_depth(pipeline)
     max_k = max(config.ks)

@@ -82,13 +82,16 @@ class RetrievalConfig:
 class RerankConfig:
     """``model``: a CrossEncoder id or path; ``"default"`` is the reranker shipped in the package; null turns it off.
     ``fusion_weight``: final score = (1 - w) * minmax(reranker) + w * minmax(first-stage score) per query;
-    null takes ``fusion_weight`` from ``reranker.json`` beside the model (0 when absent)."""
+    null takes it from the index's label-free calibration for this model (``rag reranker calibrate``), else
+    from ``reranker.json`` beside the model (0 when absent). ``with_title``: the reranker reads each passage
+    after its document title."""
 
     model: str | None = "default"
     depth: int = 30
     batch_size: int = 32
     max_length: int = 256
     fusion_weight: float | None = None
+    with_title: bool = True
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,7 @@ class Pipeline:
         self._llm = llm
         self._llm_ready = False
         if reranker is _UNSET:
-            self.reranker, self.rerank_status = load_reranker(config.rerank)
+            self.reranker, self.rerank_status = load_reranker(config.rerank, index_dir=getattr(index, "path", None))
         elif reranker is None:
             self.reranker, self.rerank_status = None, RerankStatus(enabled=False, reason="no reranker was given")
         else:

@@ -21,7 +21,7 @@ import numpy as np
 from rag.config import RerankConfig
 from rag.errors import ModelError
 from rag.fusion import sort_scored
-from rag.types import Hit
+from rag.types import Chunk, Hit
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -44,13 +44,22 @@ class RerankStatus:
     model: str | None = None
     path: str | None = None
     reason: str | None = None
+    fusion_weight: float | None = None
+    weight_source: str | None = None
 
     @property
     def notice(self) -> str | None:
         return None if self.enabled else f"reranking is off: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"enabled": self.enabled, "model": self.model, "path": self.path, "reason": self.reason}
+        return {
+            "enabled": self.enabled,
+            "model": self.model,
+            "path": self.path,
+            "reason": self.reason,
+            "fusion_weight": self.fusion_weight,
+            "weight_source": self.weight_source,
+        }
 
 
 def apply_scores(
@@ -87,6 +96,15 @@ def blend(model_scores: np.ndarray, prior_scores: Sequence[float], weight: float
     return (1.0 - weight) * m + weight * p
 
 
+def passage_text(chunk: Chunk, *, with_title: bool = True) -> str:
+    """What the cross-encoder reads for ``chunk``: its text, after its document title when the text does not
+    already start with it (a later chunk of a paper no longer names its subject; the title does)."""
+    title = (chunk.title or "").strip()
+    if not with_title or not title or chunk.text.lstrip().startswith(title):
+        return chunk.text
+    return f"{title}. {chunk.text}"
+
+
 def _as_relevance(raw: Any) -> np.ndarray:
     scores = np.asarray(raw, dtype=np.float64)
     if scores.ndim == 2 and scores.shape[1] == 1:
@@ -111,10 +129,12 @@ class CrossEncoderReranker:
         max_length: int = 256,
         device: str = "cpu",
         fusion_weight: float = 0.0,
+        with_title: bool = True,
     ) -> None:
         if not 0.0 <= fusion_weight <= 1.0:
             raise ValueError(f"rerank fusion_weight must be in [0, 1], got {fusion_weight}")
         self.fusion_weight = fusion_weight
+        self.with_title = with_title
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device
@@ -153,7 +173,11 @@ class CrossEncoderReranker:
         """Score every (query, candidate) pair of all queries in one batched pass."""
         if len(queries) != len(hits):
             raise ValueError(f"{len(queries)} queries but {len(hits)} candidate lists")
-        pairs = [(q, h.chunk.text) for q, hs in zip(queries, hits, strict=True) for h in hs]
+        pairs = [
+            (q, passage_text(h.chunk, with_title=self.with_title))
+            for q, hs in zip(queries, hits, strict=True)
+            for h in hs
+        ]
         scores = self.score(pairs)
         out: list[list[Hit]] = []
         start = 0
@@ -168,8 +192,14 @@ class CrossEncoderReranker:
         return out
 
 
-def load_reranker(config: RerankConfig) -> tuple[Reranker | None, RerankStatus]:
-    """The configured reranker and its status; ``(None, status with the reason)`` when reranking is off."""
+def load_reranker(
+    config: RerankConfig, *, index_dir: str | Path | None = None
+) -> tuple[Reranker | None, RerankStatus]:
+    """The configured reranker and its status; ``(None, status with the reason)`` when reranking is off.
+
+    The fusion weight comes from the configuration when set, else from ``index_dir``'s label-free
+    calibration for this model (:mod:`rag.calibration`), else from ``reranker.json`` beside the model."""
+    from rag.calibration import read_calibration
     from rag.models import resolve_reranker_model
 
     if config.model is None:
@@ -178,11 +208,21 @@ def load_reranker(config: RerankConfig) -> tuple[Reranker | None, RerankStatus]:
         path = resolve_reranker_model(config.model)
     except ModelError as e:
         return None, RerankStatus(enabled=False, model=config.model, reason=str(e))
-    weight = config.fusion_weight if config.fusion_weight is not None else _model_fusion_weight(path)
+    if config.fusion_weight is not None:
+        weight, source = config.fusion_weight, "configuration"
+    elif index_dir is not None and (cal := read_calibration(index_dir, path, with_title=config.with_title)):
+        weight, source = cal.fusion_weight, f"index calibration ({cal.queries} {cal.pseudo} pseudo-queries)"
+    else:
+        weight, source = _model_fusion_weight(path), "reranker.json"
     reranker = CrossEncoderReranker(
-        path, batch_size=config.batch_size, max_length=config.max_length, fusion_weight=weight
+        path,
+        batch_size=config.batch_size,
+        max_length=config.max_length,
+        fusion_weight=weight,
+        with_title=config.with_title,
     )
-    return reranker, RerankStatus(enabled=True, model=config.model, path=path)
+    status = RerankStatus(enabled=True, model=config.model, path=path, fusion_weight=weight, weight_source=source)
+    return reranker, status
 
 
 def _model_fusion_weight(path: str) -> float:

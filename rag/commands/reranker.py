@@ -5,6 +5,7 @@ Examples::
     rag reranker train --recipe configs/reranker_train.yaml            # the shipped default's recipe
     rag reranker train --data ../shared/data/beir/myset --out runs/rr  # BEIR qrels (train split)
     rag reranker train --from-index .ragtrail --base default --max-steps 200   # adapt without labels
+    rag reranker calibrate --index .ragtrail --style claim   # how far to trust the reranker on this corpus
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import argparse
 import json
 import shutil
 import sys
+from pathlib import Path
 
-from rag.cli import progress_enabled
+from rag.cli import add_common_options, progress_enabled
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,6 +68,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--stop-after", type=int, metavar="N", help="end at step N (the LR schedule still spans --max-steps)"
     )
+    train.add_argument(
+        "--skip-queries",
+        type=int,
+        metavar="N",
+        help="start N queries into the seeded data order (continue a model on queries it has not seen)",
+    )
     train.add_argument("--batch-queries", type=int, metavar="N", help="queries per step (each with its negatives)")
     train.add_argument("--negatives", type=int, metavar="N", help="BM25 hard negatives per query")
     train.add_argument("--max-length", type=int, metavar="N", help="tokens per (query, passage) pair")
@@ -77,6 +85,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--json", action="store_true", help="print the training report as JSON")
     train.set_defaults(func=run_train)
+
+    cal = sub.add_parser(
+        "calibrate",
+        help="choose the reranker's fusion weight for an index, without labels",
+        description="Write pseudo-queries for sampled chunks of the index (the local LLM, or a sentence cut out "
+        "of the chunk), score the first stage and the reranker on them (each query's own document is the relevant "
+        "one) and store the fusion weight with the best nDCG@10 beside the index; rag ask/search/eval use it "
+        "while rerank.fusion_weight is null in the configuration.",
+    )
+    add_common_options(cal)
+    cal.add_argument("--queries", type=int, default=100, metavar="N", help="pseudo-queries (default: 100)")
+    cal.add_argument(
+        "--pseudo",
+        choices=("llm", "sentence"),
+        default="llm",
+        help="llm: written by the configured LLM (~10 s each locally, cached); sentence: cut from the chunk (fast)",
+    )
+    cal.add_argument(
+        "--style",
+        choices=("question", "claim"),
+        default="question",
+        help="what the LLM writes: the kind of query your users type (default: question)",
+    )
+    cal.add_argument("--seed", type=int, default=0, metavar="S", help="chunk sample (default: 0)")
+    cal.add_argument("--dry-run", action="store_true", help="print the result without storing it")
+    cal.add_argument("--json", action="store_true", help="print the calibration as JSON")
+    cal.set_defaults(func=run_calibrate)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -97,6 +132,7 @@ def run_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         max_steps=args.max_steps,
         stop_after=args.stop_after,
+        skip_queries=args.skip_queries,
         batch_queries=args.batch_queries,
         negatives=args.negatives,
         max_length=args.max_length,
@@ -139,4 +175,57 @@ def run_train(args: argparse.Namespace) -> int:
             f"blend (fusion_weight {a.fusion_weight}) {a.ndcg_blend:.4f}"
         )
     print(f"model: {result.model_dir}" + (f" (installed to {packaged_reranker_path()})" if args.install else ""))
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from rag.calibration import calibrate, calibration_path, llm_pseudo_queries, sentence_queries, write_calibration
+    from rag.config import load_config
+    from rag.errors import ConfigError
+    from rag.pipeline import Pipeline
+
+    if args.queries < 1:
+        raise ConfigError(f"--queries must be at least 1, got {args.queries}")
+    config = load_config(args.config)
+    index_dir = Path(args.index or config.index_dir)
+    pipeline = Pipeline.from_config(config, index_dir=index_dir)
+    if pipeline.reranker is None:  # before any pseudo-query is written (the LLM takes ~10 s per query)
+        raise ConfigError(f"nothing to calibrate: {pipeline.rerank_status.notice}")
+    show = progress_enabled() and not args.json
+    chunks = pipeline.index.chunks
+    notes: list[str] = []
+    if args.pseudo == "sentence":
+        queries, pseudo = sentence_queries(chunks, n=args.queries, seed=args.seed), "sentence"
+    else:
+        cache = index_dir / "calibration" / "llm-queries.jsonl"
+        cache.parent.mkdir(exist_ok=True)
+        queries, notes = llm_pseudo_queries(
+            chunks, pipeline.llm, n=args.queries, style=args.style, seed=args.seed, cache=cache, progress=show
+        )
+        pseudo = f"llm-{args.style}"
+    if not args.json:
+        print(f"{len(queries)} {pseudo} pseudo-queries from {len(chunks)} chunks", file=sys.stderr)
+    cal = calibrate(pipeline, queries, pseudo=pseudo, notes=notes)
+    if not args.dry_run:
+        write_calibration(index_dir, cal)
+    if args.json:
+        print(json.dumps(cal.to_dict(), indent=2))
+        return 0
+    print(f"nDCG@10 on {cal.queries} {cal.pseudo} pseudo-queries ({cal.mode} top {cal.depth} reranked):")
+    print("  fusion_weight  nDCG@10")
+    for w, v in cal.ndcg.items():
+        tag = {"0.0": "  (reranker alone)", "1.0": "  (first stage alone)"}.get(w, "")
+        mark = " <- chosen" if float(w) == cal.fusion_weight else ""
+        print(f"  {w:>13}  {v:.4f}{tag}{mark}")
+    lo, hi = cal.ci95
+    print(
+        f"chosen fusion_weight {cal.fusion_weight}: {cal.ndcg[str(cal.fusion_weight)] - cal.first_stage:+.4f} over "
+        f"the first stage (95% CI [{lo:+.4f}, {hi:+.4f}]), {cal.seconds:.0f} s"
+    )
+    for note in cal.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if cal.fusion_weight >= 1.0:
+        print("the reranker did not beat the first stage here: reranking keeps the first-stage order")
+    if not args.dry_run:
+        print(f"stored in {calibration_path(index_dir)} (used while rerank.fusion_weight is null)")
     return 0

@@ -80,6 +80,7 @@ class TrainConfig:
     heldout_candidates: int = 10
     mine_depth: int = 30
     skip_top: int = 0
+    skip_queries: int = 0  # start this far into the seeded data order (a second stage on queries not yet seen)
     checkpoint_every: int = 25
     threads: int = 2
     eval_batch_size: int = 32
@@ -162,7 +163,7 @@ def prepare(
     rng = random.Random(cfg.seed)
     rng.shuffle(train)
     budget = cfg.max_steps * cfg.batch_queries if cfg.max_steps else math.ceil(cfg.epochs * len(train))
-    chosen = [train[i % len(train)] for i in range(budget)] if train else []
+    chosen = [train[(cfg.skip_queries + i) % len(train)] for i in range(budget)] if train else []
     texts = [*pool_passages, *(r.positive for r in rows), *(n for r in rows for n in r.negatives)]
     groups = None
     if cfg.exclude_same_group:  # never mine a "negative" from the query's own document (label-free pairs)
@@ -191,6 +192,7 @@ def prepare(
         "examples": len(rows),
         "train_available": len(train),
         "train_used": len(chosen),
+        "train_skipped": cfg.skip_queries,
         "heldout_available": len(held_rows),
         "heldout_queries": len(held),
         "pool_passages": len(pool),

@@ -89,7 +89,14 @@ def test_a_configured_model_that_cannot_load_is_an_error(tmp_path):
 
 def test_status_round_trips_to_dict():
     s = RerankStatus(enabled=True, model="default", path="/x")
-    assert s.to_dict() == {"enabled": True, "model": "default", "path": "/x", "reason": None}
+    assert s.to_dict() == {
+        "enabled": True,
+        "model": "default",
+        "path": "/x",
+        "reason": None,
+        "fusion_weight": None,
+        "weight_source": None,
+    }
 
 
 def test_blend_with_the_first_stage_score():
