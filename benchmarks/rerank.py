@@ -2,7 +2,9 @@
 
 Prints nDCG@10 for BM25, dense, hybrid, and hybrid + each reranker given (the reranker alone over the
 top ``--depth`` hybrid chunks, and blended with the fusion score at the model's own ``fusion_weight``
-from its ``reranker.json``), plus p50/p95 milliseconds to rerank ``--depth`` candidates for one query.
+from its ``reranker.json`` and at the weight of the index's label-free calibration, ``rag reranker
+calibrate``, when there is one), plus p50/p95 milliseconds to rerank ``--depth`` candidates for one query.
+The reranker reads each chunk after its document title, as the pipeline does (``--no-title``: the chunk alone).
 
     python benchmarks/rerank.py --dataset ../shared/data/beir/scifact --index .ragtrail-scifact \
         --model default --model runs/reranker-scifact/model --out runs/bench-rerank
@@ -64,11 +66,14 @@ def score_heads(
     max_length: int,
     batch_size: int,
     cache: Path,
+    with_title: bool = True,
 ) -> dict[str, np.ndarray]:
     """Cross-encoder logits for every query's top ``depth`` hits, cached on disk as JSON."""
+    from rag.rerank import passage_text
     from rag.training.train import score_pairs
 
-    key = hashlib.sha1(f"{Path(model_path).resolve()}:{depth}:{max_length}".encode()).hexdigest()[:12]
+    tag = "" if with_title else ":no-title"
+    key = hashlib.sha1(f"{Path(model_path).resolve()}:{depth}:{max_length}{tag}".encode()).hexdigest()[:12]
     cache_file = cache / f"scores-{key}.json"
     cached: dict[str, dict[str, float]] = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     todo = [q for q in hits if q not in cached]
@@ -78,9 +83,8 @@ def score_heads(
 
         for qid in tqdm(todo, desc=f"rerank {Path(model_path).name}", disable=not sys.stderr.isatty()):
             head = hits[qid][:depth]
-            s = score_pairs(
-                ce, [(queries[qid], h.chunk.text) for h in head], max_length=max_length, batch_size=batch_size
-            )
+            pairs = [(queries[qid], passage_text(h.chunk, with_title=with_title)) for h in head]
+            s = score_pairs(ce, pairs, max_length=max_length, batch_size=batch_size)
             cached[qid] = {h.chunk.id: float(x) for h, x in zip(head, s, strict=True)}
             if len(cached) % 25 == 0:
                 cache_file.write_text(json.dumps(cached))
@@ -180,6 +184,7 @@ def _bm25_docs_first_stage(
 def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
+    from rag.calibration import read_calibration
     from rag.models import resolve_reranker_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -200,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--latency-queries", type=int, default=20)
     ap.add_argument("--latency-depth", type=int, default=30, help="candidates per query for the latency numbers")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-title", action="store_true", help="the reranker reads the chunk without its document title")
     ap.add_argument("--out", default="runs/bench-rerank")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -220,16 +226,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         "depth": args.depth,
         "max_length": args.max_length,
         "first_stage": label,
+        "with_title": not args.no_title,
         "ndcg@10": results,
         "latency_ms": {},
     }
+    with_title = not args.no_title
     for model in args.model or ["default"]:
         path = resolve_reranker_model(model)
         weight = float(model_settings(path).get("fusion_weight", 0.0))
         heads = score_heads(
-            path, queries, first, depth=args.depth, max_length=args.max_length, batch_size=args.batch_size, cache=out
+            path,
+            queries,
+            first,
+            depth=args.depth,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            cache=out,
+            with_title=with_title,
         )
-        for name, w in ((f"{label}+rerank[{model}]", 0.0), (f"{label}+rerank[{model}] blend w={weight}", weight)):
+        rows = [(f"{label}+rerank[{model}]", 0.0), (f"{label}+rerank[{model}] blend w={weight}", weight)]
+        cal = read_calibration(args.index, path, with_title=with_title) if args.first_stage == "index" else None
+        if cal is not None:
+            rows.append((f"{label}+rerank[{model}] calibrated w={cal.fusion_weight}", cal.fusion_weight))
+            report.setdefault("calibration", {})[model] = cal.to_dict()  # type: ignore[index]
+        for name, w in rows:
             reranked = {q: rerank_hits(first[q], heads[q], depth=args.depth, fusion_weight=w) for q in first}
             results[name] = mean_scores(score_run(hits_to_run(reranked, dataset), dataset, ks=(10,)))["ndcg@10"]
             print(f"{name:<40} nDCG@10 {results[name]:.4f}", flush=True)

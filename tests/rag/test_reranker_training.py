@@ -265,3 +265,18 @@ def test_every_shipped_config_loads(repo_root: Path) -> None:
     assert recipes >= 3
     with pytest.raises(ConfigError, match="llm_query_style 'poem'"):
         load_recipe(None, llm_query_style="poem")
+
+
+def test_skip_queries_continues_the_seeded_order_on_queries_not_yet_used() -> None:
+    """Stage 2 of the shipped recipe: the same split and order, starting where stage 1 stopped."""
+    from rag.training.train import TrainConfig, prepare
+
+    rows = [TrainExample(f"question {i} on topic {i}", f"passage {i} on topic {i}", group=f"g{i}") for i in range(120)]
+    base = {"max_steps": 5, "batch_queries": 4, "seed": 3, "heldout_fraction": 0.1, "heldout_queries": 4}
+    base["negatives"] = 1
+    stage1, held1, _ = prepare(rows, TrainConfig(**base))
+    stage2, held2, counts = prepare(rows, TrainConfig(**base, skip_queries=20))
+    both, _, _ = prepare(rows, TrainConfig(**{**base, "max_steps": 10}))
+    assert [r.query for r in both] == [r.query for r in stage1] + [r.query for r in stage2]
+    assert not {r.query for r in stage1} & {r.query for r in stage2}
+    assert held1 == held2 and counts["train_skipped"] == 20
