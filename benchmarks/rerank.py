@@ -206,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--latency-depth", type=int, default=30, help="candidates per query for the latency numbers")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-title", action="store_true", help="the reranker reads the chunk without its document title")
+    ap.add_argument(
+        "--curve", action="store_true", help="also print nDCG@10 at every fusion weight 0.0 ... 1.0 (diagnostic only)"
+    )
     ap.add_argument("--out", default="runs/bench-rerank")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -247,8 +250,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = [(f"{label}+rerank[{model}]", 0.0), (f"{label}+rerank[{model}] blend w={weight}", weight)]
         cal = read_calibration(args.index, path, with_title=with_title) if args.first_stage == "index" else None
         if cal is not None:
-            rows.append((f"{label}+rerank[{model}] calibrated w={cal.fusion_weight}", cal.fusion_weight))
             report.setdefault("calibration", {})[model] = cal.to_dict()  # type: ignore[index]
+            if cal.fusion_weight >= 1.0:  # the pipeline turns reranking off: the first stage as it is
+                name = f"{label}+rerank[{model}] calibrated: reranking off"
+                results[name] = results[label]
+                print(f"{name:<40} nDCG@10 {results[name]:.4f}", flush=True)
+            else:
+                rows.append((f"{label}+rerank[{model}] calibrated w={cal.fusion_weight}", cal.fusion_weight))
+        if args.curve:
+            curve = {}
+            for w in [round(0.1 * i, 1) for i in range(11)]:
+                reranked = {q: rerank_hits(first[q], heads[q], depth=args.depth, fusion_weight=w) for q in first}
+                curve[str(w)] = mean_scores(score_run(hits_to_run(reranked, dataset), dataset, ks=(10,)))["ndcg@10"]
+            report.setdefault("curve", {})[model] = curve  # type: ignore[index]
+            print(f"blend curve [{model}]: " + " ".join(f"{w} {v:.4f}" for w, v in curve.items()), flush=True)
         for name, w in rows:
             reranked = {q: rerank_hits(first[q], heads[q], depth=args.depth, fusion_weight=w) for q in first}
             results[name] = mean_scores(score_run(hits_to_run(reranked, dataset), dataset, ks=(10,)))["ndcg@10"]

@@ -12,12 +12,14 @@ configuration leaves ``rerank.fusion_weight`` null.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,7 @@ class Calibration:
     seconds: float
     created: str = ""
     notes: list[str] = field(default_factory=list)
+    fingerprint: str = ""  # model_fingerprint(model) when calibrated
 
     @property
     def first_stage(self) -> float:
@@ -75,8 +78,27 @@ def calibration_path(index_dir: str | Path) -> Path:
     return Path(index_dir) / CALIBRATION_FILE
 
 
+def model_fingerprint(model: str) -> str:
+    """sha256 of a local model's weight files (a re-trained or re-installed model is a new model); an id as is."""
+    root = Path(model)
+    files = sorted(f for f in root.glob("*") if f.suffix in (".safetensors", ".bin")) if root.is_dir() else []
+    if not files:
+        return model
+    return _hash_files(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@lru_cache(maxsize=8)
+def _hash_files(files: tuple[tuple[str, int, int], ...]) -> str:
+    h = hashlib.sha256()
+    for name, _, _ in files:
+        with open(name, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 def read_calibration(index_dir: str | Path, model: str, *, with_title: bool) -> Calibration | None:
-    """The stored calibration for ``model`` (resolved path or id) and passage format, or None."""
+    """The stored calibration for ``model`` (resolved path or id; the same weights) and passage format, or None."""
     path = calibration_path(index_dir)
     if not path.is_file():
         return None
@@ -85,8 +107,15 @@ def read_calibration(index_dir: str | Path, model: str, *, with_title: bool) -> 
         cals = [Calibration.from_dict(d) for d in data.get("calibrations", [])]
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise ConfigError(f"{path}: unreadable reranker calibration ({e}); re-run `rag reranker calibrate`") from e
-    key = _model_key(model)
-    return next((c for c in cals if _model_key(c.model) == key and c.with_title == with_title), None)
+    key, fingerprint = _model_key(model), model_fingerprint(model)
+    return next(
+        (
+            c
+            for c in cals
+            if _model_key(c.model) == key and c.with_title == with_title and c.fingerprint in ("", fingerprint)
+        ),
+        None,
+    )
 
 
 def write_calibration(index_dir: str | Path, cal: Calibration) -> Path:
@@ -238,6 +267,7 @@ def calibrate(
     weight = pick_weight(curve)
     return Calibration(
         model=reranker.model_name,
+        fingerprint=model_fingerprint(reranker.model_name),
         with_title=reranker.with_title,
         fusion_weight=weight,
         queries=len(queries),

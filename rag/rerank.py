@@ -212,6 +212,15 @@ def load_reranker(
         weight, source = config.fusion_weight, "configuration"
     elif index_dir is not None and (cal := read_calibration(index_dir, path, with_title=config.with_title)):
         weight, source = cal.fusion_weight, f"index calibration ({cal.queries} {cal.pseudo} pseudo-queries)"
+        if weight >= 1.0:  # the reranker could only have lowered nDCG@10 here: do not pay for it
+            reason = (
+                f"the {source} found no fusion weight at which the reranker beats the first stage on this index; "
+                "set rerank.fusion_weight to rerank anyway"
+            )
+            status = RerankStatus(
+                enabled=False, model=config.model, path=path, reason=reason, fusion_weight=weight, weight_source=source
+            )
+            return None, status
     else:
         weight, source = _model_fusion_weight(path), "reranker.json"
     reranker = CrossEncoderReranker(

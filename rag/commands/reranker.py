@@ -183,14 +183,16 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from rag.config import load_config
     from rag.errors import ConfigError
     from rag.pipeline import Pipeline
+    from rag.rerank import load_reranker
 
     if args.queries < 1:
         raise ConfigError(f"--queries must be at least 1, got {args.queries}")
     config = load_config(args.config)
     index_dir = Path(args.index or config.index_dir)
-    pipeline = Pipeline.from_config(config, index_dir=index_dir)
-    if pipeline.reranker is None:  # before any pseudo-query is written (the LLM takes ~10 s per query)
-        raise ConfigError(f"nothing to calibrate: {pipeline.rerank_status.notice}")
+    reranker, status = load_reranker(config.rerank)  # not the index's current calibration: it is what we redo
+    if reranker is None:  # before any pseudo-query is written (the LLM takes ~10 s per query)
+        raise ConfigError(f"nothing to calibrate: {status.notice}")
+    pipeline = Pipeline.from_config(config, index_dir=index_dir, reranker=reranker)
     show = progress_enabled() and not args.json
     chunks = pipeline.index.chunks
     notes: list[str] = []
@@ -225,7 +227,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     for note in cal.notes:
         print(f"note: {note}", file=sys.stderr)
     if cal.fusion_weight >= 1.0:
-        print("the reranker did not beat the first stage here: reranking keeps the first-stage order")
+        print("the reranker did not beat the first stage here: rag ask/search/eval switch reranking off on this index")
     if not args.dry_run:
         print(f"stored in {calibration_path(index_dir)} (used while rerank.fusion_weight is null)")
     return 0

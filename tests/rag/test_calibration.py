@@ -152,7 +152,10 @@ def test_calibrate_cli_writes_queries_with_the_llm_once_and_the_pipeline_uses_th
     pipeline = Pipeline.from_config(cfg, index_dir=index, llm=llm)
     assert pipeline.rerank_status.fusion_weight == data["fusion_weight"]
     assert "3 llm-question pseudo-queries" in (pipeline.rerank_status.weight_source or "")
-    # a rerun reuses the cached queries: the LLM is not asked again
+    # a rerun reuses the cached queries (the LLM is not asked again), even where the stored calibration
+    # turned reranking off
+    write_calibration(index, _cal(str(tiny_ce_dir), 1.0))
+    assert Pipeline.from_config(cfg, index_dir=index, llm=llm).reranker is None
     assert main([*argv[:-1], "--dry-run"]) == 0
     assert len(llm.seen) == asked and "fusion_weight" in capsys.readouterr().out
 
@@ -171,3 +174,30 @@ def test_status_reports_where_the_weight_came_from():
 
     s = RerankStatus(enabled=True, model="m", path="/m", fusion_weight=0.4, weight_source="configuration")
     assert s.to_dict()["fusion_weight"] == 0.4 and s.to_dict()["weight_source"] == "configuration"
+
+
+def test_a_calibration_of_other_weights_is_ignored(tiny_ce_dir, tmp_path):
+    import dataclasses
+
+    from rag.calibration import model_fingerprint
+
+    assert model_fingerprint(str(tiny_ce_dir)) == model_fingerprint(str(tiny_ce_dir)) != str(tiny_ce_dir)
+    assert model_fingerprint("some/hub-id") == "some/hub-id"
+    stale = dataclasses.replace(_cal(str(tiny_ce_dir), 0.6), fingerprint="weights-of-an-earlier-install")
+    write_calibration(tmp_path, stale)
+    reranker, status = load_reranker(RerankConfig(model=str(tiny_ce_dir), max_length=64), index_dir=tmp_path)
+    assert isinstance(reranker, CrossEncoderReranker) and status.weight_source == "reranker.json"
+    current = dataclasses.replace(stale, fingerprint=model_fingerprint(str(tiny_ce_dir)))
+    write_calibration(tmp_path, current)
+    reranker, status = load_reranker(RerankConfig(model=str(tiny_ce_dir), max_length=64), index_dir=tmp_path)
+    assert isinstance(reranker, CrossEncoderReranker) and reranker.fusion_weight == 0.6
+
+
+def test_a_calibration_that_trusts_only_the_first_stage_turns_reranking_off_and_says_why(tiny_ce_dir, tmp_path):
+    write_calibration(tmp_path, _cal(str(tiny_ce_dir), 1.0))
+    reranker, status = load_reranker(RerankConfig(model=str(tiny_ce_dir), max_length=64), index_dir=tmp_path)
+    assert reranker is None and not status.enabled and status.fusion_weight == 1.0
+    assert status.notice is not None and "no fusion weight at which the reranker beats the first stage" in status.notice
+    cfg = RerankConfig(model=str(tiny_ce_dir), max_length=64, fusion_weight=0.5)
+    forced, status = load_reranker(cfg, index_dir=tmp_path)
+    assert isinstance(forced, CrossEncoderReranker) and status.enabled
