@@ -4,7 +4,7 @@ Prints nDCG@10 for BM25, dense, hybrid, and hybrid + each reranker given (the re
 top ``--depth`` hybrid chunks, and blended with the fusion score at the model's own ``fusion_weight``
 from its ``reranker.json`` and at the weight of the index's label-free calibration, ``rag reranker
 calibrate``, when there is one), plus p50/p95 milliseconds to rerank ``--depth`` candidates for one query.
-The reranker reads each chunk after its document title, as the pipeline does (``--no-title``: the chunk alone).
+``--title`` has the reranker read each chunk after its document title (the pipeline's ``rerank.with_title``).
 
     python benchmarks/rerank.py --dataset ../shared/data/beir/scifact --index .ragtrail-scifact \
         --model default --model runs/reranker-scifact/model --out runs/bench-rerank
@@ -205,7 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--latency-queries", type=int, default=20)
     ap.add_argument("--latency-depth", type=int, default=30, help="candidates per query for the latency numbers")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--no-title", action="store_true", help="the reranker reads the chunk without its document title")
+    ap.add_argument(
+        "--title",
+        action=argparse.BooleanOptionalAction,
+        default=PipelineConfig().rerank.with_title,
+        help="the reranker reads each chunk after its document title (default: rerank.with_title)",
+    )
     ap.add_argument(
         "--curve", action="store_true", help="also print nDCG@10 at every fusion weight 0.0 ... 1.0 (diagnostic only)"
     )
@@ -229,11 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "depth": args.depth,
         "max_length": args.max_length,
         "first_stage": label,
-        "with_title": not args.no_title,
+        "with_title": args.title,
         "ndcg@10": results,
         "latency_ms": {},
     }
-    with_title = not args.no_title
+    with_title = args.title
     for model in args.model or ["default"]:
         path = resolve_reranker_model(model)
         weight = float(model_settings(path).get("fusion_weight", 0.0))

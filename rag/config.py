@@ -84,14 +84,14 @@ class RerankConfig:
     ``fusion_weight``: final score = (1 - w) * minmax(reranker) + w * minmax(first-stage score) per query;
     null takes it from the index's label-free calibration for this model (``rag reranker calibrate``), else
     from ``reranker.json`` beside the model (0 when absent). ``with_title``: the reranker reads each passage
-    after its document title."""
+    after its document title (+0.017 nDCG@10 on SciFact; off by default: the model was trained without titles)."""
 
     model: str | None = "default"
     depth: int = 30
     batch_size: int = 32
     max_length: int = 256
     fusion_weight: float | None = None
-    with_title: bool = True
+    with_title: bool = False
 
 
 @dataclass(frozen=True)

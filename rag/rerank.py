@@ -129,7 +129,7 @@ class CrossEncoderReranker:
         max_length: int = 256,
         device: str = "cpu",
         fusion_weight: float = 0.0,
-        with_title: bool = True,
+        with_title: bool = False,
     ) -> None:
         if not 0.0 <= fusion_weight <= 1.0:
             raise ValueError(f"rerank fusion_weight must be in [0, 1], got {fusion_weight}")

@@ -117,14 +117,14 @@ def tiny_ce_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_load_reranker_takes_the_index_calibration_unless_the_config_sets_a_weight(tiny_ce_dir, tmp_path):
     write_calibration(tmp_path, _cal(str(tiny_ce_dir), 0.6))
-    base = {"model": str(tiny_ce_dir), "max_length": 64}
+    base = {"model": str(tiny_ce_dir), "max_length": 64, "with_title": True}
     reranker, status = load_reranker(RerankConfig(**base), index_dir=tmp_path)
     assert isinstance(reranker, CrossEncoderReranker) and reranker.fusion_weight == 0.6
     assert status.fusion_weight == 0.6 and "index calibration" in (status.weight_source or "")
     fixed, status = load_reranker(RerankConfig(**base, fusion_weight=0.2), index_dir=tmp_path)
     assert isinstance(fixed, CrossEncoderReranker) and fixed.fusion_weight == 0.2
     assert status.weight_source == "configuration"
-    plain, status = load_reranker(RerankConfig(**base, with_title=False), index_dir=tmp_path)
+    plain, status = load_reranker(RerankConfig(**{**base, "with_title": False}), index_dir=tmp_path)
     assert isinstance(plain, CrossEncoderReranker) and plain.fusion_weight == 0.0
     assert status.weight_source == "reranker.json"
 
@@ -154,7 +154,7 @@ def test_calibrate_cli_writes_queries_with_the_llm_once_and_the_pipeline_uses_th
     assert "3 llm-question pseudo-queries" in (pipeline.rerank_status.weight_source or "")
     # a rerun reuses the cached queries (the LLM is not asked again), even where the stored calibration
     # turned reranking off
-    write_calibration(index, _cal(str(tiny_ce_dir), 1.0))
+    write_calibration(index, _cal(str(tiny_ce_dir), 1.0, with_title=False))
     assert Pipeline.from_config(cfg, index_dir=index, llm=llm).reranker is None
     assert main([*argv[:-1], "--dry-run"]) == 0
     assert len(llm.seen) == asked and "fusion_weight" in capsys.readouterr().out
@@ -185,16 +185,17 @@ def test_a_calibration_of_other_weights_is_ignored(tiny_ce_dir, tmp_path):
     assert model_fingerprint("some/hub-id") == "some/hub-id"
     stale = dataclasses.replace(_cal(str(tiny_ce_dir), 0.6), fingerprint="weights-of-an-earlier-install")
     write_calibration(tmp_path, stale)
-    reranker, status = load_reranker(RerankConfig(model=str(tiny_ce_dir), max_length=64), index_dir=tmp_path)
+    cfg = RerankConfig(model=str(tiny_ce_dir), max_length=64, with_title=True)
+    reranker, status = load_reranker(cfg, index_dir=tmp_path)
     assert isinstance(reranker, CrossEncoderReranker) and status.weight_source == "reranker.json"
     current = dataclasses.replace(stale, fingerprint=model_fingerprint(str(tiny_ce_dir)))
     write_calibration(tmp_path, current)
-    reranker, status = load_reranker(RerankConfig(model=str(tiny_ce_dir), max_length=64), index_dir=tmp_path)
+    reranker, status = load_reranker(cfg, index_dir=tmp_path)
     assert isinstance(reranker, CrossEncoderReranker) and reranker.fusion_weight == 0.6
 
 
 def test_a_calibration_that_trusts_only_the_first_stage_turns_reranking_off_and_says_why(tiny_ce_dir, tmp_path):
-    write_calibration(tmp_path, _cal(str(tiny_ce_dir), 1.0))
+    write_calibration(tmp_path, _cal(str(tiny_ce_dir), 1.0, with_title=False))
     reranker, status = load_reranker(RerankConfig(model=str(tiny_ce_dir), max_length=64), index_dir=tmp_path)
     assert reranker is None and not status.enabled and status.fusion_weight == 1.0
     assert status.notice is not None and "no fusion weight at which the reranker beats the first stage" in status.notice
