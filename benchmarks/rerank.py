@@ -262,16 +262,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name:<40} nDCG@10 {results[name]:.4f}", flush=True)
             else:
                 rows.append((f"{label}+rerank[{model}] calibrated w={cal.fusion_weight}", cal.fusion_weight))
+        def ndcg_at(w: float, heads: dict[str, np.ndarray] = heads) -> float:
+            reranked = {q: rerank_hits(first[q], heads[q], depth=args.depth, fusion_weight=w) for q in first}
+            return mean_scores(score_run(hits_to_run(reranked, dataset), dataset, ks=(10,)))["ndcg@10"]
+
         if args.curve:
-            curve = {}
-            for w in [round(0.1 * i, 1) for i in range(11)]:
-                reranked = {q: rerank_hits(first[q], heads[q], depth=args.depth, fusion_weight=w) for q in first}
-                curve[str(w)] = mean_scores(score_run(hits_to_run(reranked, dataset), dataset, ks=(10,)))["ndcg@10"]
+            curve = {str(w): ndcg_at(w) for w in [round(0.1 * i, 1) for i in range(11)]}
             report.setdefault("curve", {})[model] = curve  # type: ignore[index]
             print(f"blend curve [{model}]: " + " ".join(f"{w} {v:.4f}" for w, v in curve.items()), flush=True)
         for name, w in rows:
-            reranked = {q: rerank_hits(first[q], heads[q], depth=args.depth, fusion_weight=w) for q in first}
-            results[name] = mean_scores(score_run(hits_to_run(reranked, dataset), dataset, ks=(10,)))["ndcg@10"]
+            results[name] = ndcg_at(w)
             print(f"{name:<40} nDCG@10 {results[name]:.4f}", flush=True)
         if args.latency_queries:
             p50, p95 = latency(

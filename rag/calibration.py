@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -107,15 +106,12 @@ def read_calibration(index_dir: str | Path, model: str, *, with_title: bool) -> 
         cals = [Calibration.from_dict(d) for d in data.get("calibrations", [])]
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise ConfigError(f"{path}: unreadable reranker calibration ({e}); re-run `rag reranker calibrate`") from e
-    key, fingerprint = _model_key(model), model_fingerprint(model)
-    return next(
-        (
-            c
-            for c in cals
-            if _model_key(c.model) == key and c.with_title == with_title and c.fingerprint in ("", fingerprint)
-        ),
-        None,
-    )
+    key = _model_key(model)
+    for c in cals:  # the weights are hashed only when a calibration for this model is stored
+        if _model_key(c.model) == key and c.with_title == with_title:
+            if c.fingerprint in ("", model_fingerprint(model)):
+                return c
+    return None
 
 
 def write_calibration(index_dir: str | Path, cal: Calibration) -> Path:
@@ -176,13 +172,9 @@ def llm_pseudo_queries(
 
 def doc_ndcg10(order: Sequence[Hit], relevant: str) -> float:
     """nDCG@10 with one relevant document; chunks collapse to their document's best rank."""
-    seen: list[str] = []
-    for h in order:
-        if h.chunk.source not in seen:
-            seen.append(h.chunk.source)
-            if len(seen) > 10:
-                break
-    return 1.0 / math.log2(seen.index(relevant) + 2) if relevant in seen[:10] else 0.0
+    from eval.metrics import ndcg_at_k
+
+    return ndcg_at_k([h.chunk.source for h in order], {relevant: 1}, 10)
 
 
 def blended_order(hits: Sequence[Hit], scores: np.ndarray, weight: float, depth: int) -> list[Hit]:
