@@ -1,9 +1,10 @@
 """Chunking with LangChain's text splitters, sized in tokens of the embedding model's tokenizer.
 
-Markdown (and HTML, whose headings the loader turns into ``#`` lines) is split on headings first
-with ``MarkdownHeaderTextSplitter``; every section is then split recursively to at most
-``chunk_tokens`` tokens with ``overlap_tokens`` overlap. Each chunk's text is an exact slice of the
-cleaned document, so ``text == document[start:end]`` and the page and heading path are known.
+Markdown (and HTML and Office files, whose headings the loaders turn into ``#`` lines) is split on
+headings first with ``MarkdownHeaderTextSplitter`` (within each page for slides and sheets); every
+section is then split recursively to at most ``chunk_tokens`` tokens with ``overlap_tokens`` overlap.
+Each chunk's text is an exact slice of the cleaned document, so ``text == document[start:end]`` and
+the page and heading path are known.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] count against the model's max_seq_length
 # Bump when chunk boundaries change for the same config, so stored chunks are rebuilt on re-ingest.
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3  # 3: cleaning keeps body lines that the old header/footer rule removed
 
 
 @dataclass(frozen=True)
@@ -59,14 +60,13 @@ class Chunker:
     def split(self, doc: CleanDocument) -> list[Piece]:
         if not doc.text.strip():
             return []
+        headings = doc.markdown and self.config.split_markdown_headings
         sections: list[tuple[str, str | None]]
         if doc.pages:
-            sections = [(doc.text[start:end], None) for start, end in _page_spans(doc)]
-        elif doc.markdown and self.config.split_markdown_headings:
-            sections = [
-                (section.page_content, _heading_path(section.metadata))
-                for section in self._headings.split_text(doc.text)
-            ]
+            pages = [doc.text[start:end] for start, end in _page_spans(doc)]
+            sections = [s for page in pages for s in self._sections(page)] if headings else [(p, None) for p in pages]
+        elif headings:
+            sections = self._sections(doc.text)
         else:
             sections = [(doc.text, None)]
         pieces: list[Piece] = []
@@ -81,6 +81,10 @@ class Chunker:
                     cursor = located[0] + 1
             pieces += [Piece(doc.text[a:b], a, b, heading) for a, b in self._merge_small(doc.text, spans)]
         return pieces
+
+    def _sections(self, text: str) -> list[tuple[str, str | None]]:
+        """Markdown split on headings: ``(section text, heading path)``."""
+        return [(section.page_content, _heading_path(section.metadata)) for section in self._headings.split_text(text)]
 
     def _merge_small(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Join neighbouring pieces while the joined slice still fits the budget.

@@ -1,7 +1,8 @@
 """Turn a file's bytes into text: one loader per format, chosen from a registry keyed by suffix.
 
 Every loader raises :class:`rag.errors.DocumentError` with a one-line reason when the file cannot be
-read (corrupt, truncated or encrypted PDF, binary content in a text file, no text at all).
+read (corrupt, truncated or encrypted PDF or Office file, binary content in a text file, no text at
+all). The Office loaders (``.docx``, ``.pptx``, ``.xlsx``) live in :mod:`ingest.office`.
 """
 
 from __future__ import annotations
@@ -15,20 +16,23 @@ from typing import Literal
 
 from rag.errors import DocumentError
 
-DocumentKind = Literal["pdf", "text", "markdown", "html"]
+DocumentKind = Literal["pdf", "text", "markdown", "html", "docx", "pptx", "xlsx"]
+MARKDOWN_KINDS: tuple[DocumentKind, ...] = ("markdown", "html", "docx", "pptx", "xlsx")
 
 
 @dataclass(frozen=True)
 class LoadedDocument:
-    """Raw text per page (one page for non-PDF files); ``markdown`` means headings are ``#`` lines."""
+    """Raw text per page (one page for a PDF page, a slide or a sheet; one page for other files);
+    ``markdown`` means headings are ``#`` lines. ``notes`` say what the loader left out and why."""
 
     kind: DocumentKind
     pages: list[str]
     title: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def markdown(self) -> bool:
-        return self.kind in ("markdown", "html")
+        return self.kind in MARKDOWN_KINDS
 
 
 Loader = Callable[[Path, bytes], LoadedDocument]
@@ -168,8 +172,32 @@ def _pdf_title(reader: object) -> str | None:
     return str(title).strip() or None if title else None
 
 
+# --- Office (ingest.office imports this module, so it is imported on first use) -----------------------
+
+
+def load_docx(path: Path, data: bytes) -> LoadedDocument:
+    from ingest.office import load_docx as load
+
+    return load(path, data)
+
+
+def load_pptx(path: Path, data: bytes) -> LoadedDocument:
+    from ingest.office import load_pptx as load
+
+    return load(path, data)
+
+
+def load_xlsx(path: Path, data: bytes) -> LoadedDocument:
+    from ingest.office import load_xlsx as load
+
+    return load(path, data)
+
+
 LOADERS: dict[str, Loader] = {
     ".pdf": load_pdf,
+    ".docx": load_docx,
+    ".pptx": load_pptx,
+    ".xlsx": load_xlsx,
     ".txt": load_text,
     ".text": load_text,
     ".md": load_markdown,

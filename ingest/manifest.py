@@ -22,6 +22,9 @@ PACKAGES = (
     "langchain-text-splitters",
     "beautifulsoup4",
     "charset-normalizer",
+    "python-docx",
+    "python-pptx",
+    "openpyxl",
 )
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from ingest import store
 from ingest.bm25 import BM25Tokenizer, build_matrix
 from ingest.chunking import CHUNKER_VERSION, Chunker, effective_chunk_tokens, make_chunks
-from ingest.clean import CleanDocument, clean_document, clean_text
+from ingest.clean import CleanDocument, clean_document, clean_text, normalize_unicode, visible_chars
 from ingest.loaders import load_document
 from ingest.lock import index_lock
 from ingest.manifest import build_manifest, chunking_params
@@ -42,6 +42,7 @@ from rag.types import Chunk
 __all__ = ["IngestReport", "ingest"]
 
 Status = Literal["added", "updated", "unchanged"]
+CLEANING_NOTE_SHARE = 0.2  # a note when cleaning removes more than this share of a document's characters
 
 
 @dataclass
@@ -54,6 +55,15 @@ class Prepared:
     status: Status
     chunks: list[Chunk]
     reuse_rows: list[int] | None = None
+    chars_loaded: int | None = None
+    chars_removed: int | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def cleaning(self) -> dict[str, int] | None:
+        if self.chars_loaded is None or self.chars_removed is None:
+            return None
+        return {"chars_loaded": self.chars_loaded, "chars_removed": self.chars_removed}
 
 
 @dataclass
@@ -199,18 +209,61 @@ def _prepare_all(
 ) -> list[Prepared]:
     prepared: list[Prepared] = []
     for item in _progress(items, progress, "files"):
+        result: Prepared | None
         try:
             result = _prepare(item, previous, models, timer, max_bytes=int(models.config.ingest.max_file_mb * 1e6))
         except DocumentError as e:
             report.failed.append((e.path, e.reason))
-            continue
+            result = _keep_stored(item, previous, report)
         except Exception as e:
             where = str(item.path) if isinstance(item, SourceFile) else item.source
             report.failed.append((where, f"unexpected {type(e).__name__}: {e}"))
+            result = _keep_stored(item, previous, report)
+        if result is None:
             continue
         prepared.append(result)
         setattr(report, result.status, getattr(report, result.status) + 1)
+        report.notes.extend(f"{result.source}: {note}" for note in result.notes)
+        _report_cleaning(result, report)
     return prepared
+
+
+def _keep_stored(item: Any, previous: Previous | None, report: IngestReport) -> Prepared | None:
+    """A file that fails now but is still there keeps the version stored before (nothing stored is lost)."""
+    if not isinstance(item, SourceFile) or previous is None or not item.path.exists():
+        return None
+    old = previous.files.get(item.source)
+    if old is None:
+        return None
+    if not previous.reusable:
+        report.notes.append(f"{item.source}: could not be read and the settings changed; its stored version is dropped")
+        return None
+    rows = previous.rows.get(item.source, [])
+    report.notes.append(f"{item.source}: could not be read; the version stored before is kept")
+    return Prepared(
+        item.source,
+        old["sha256"],
+        old["bytes"],
+        "unchanged",
+        [previous.index.chunks[r] for r in rows],
+        rows,
+        old.get("chars_loaded"),
+        old.get("chars_removed"),
+    )
+
+
+def _report_cleaning(result: Prepared, report: IngestReport) -> None:
+    """Per-document cleaning counts for ``--json``; a note when cleaning took more than ``CLEANING_NOTE_SHARE``."""
+    cleaning = result.cleaning
+    if cleaning is None:
+        return
+    report.cleaning[result.source] = cleaning
+    loaded, removed = cleaning["chars_loaded"], cleaning["chars_removed"]
+    if result.reuse_rows is None and loaded and removed > CLEANING_NOTE_SHARE * loaded:
+        report.notes.append(
+            f"{result.source}: cleaning removed {removed / loaded:.0%} of its characters ({removed:,} of {loaded:,}: "
+            "page numbers, running headers and footers)"
+        )
 
 
 def _prepare(item: Any, previous: Previous | None, models: _Models, timer: _Timer, *, max_bytes: int) -> Prepared:
@@ -223,7 +276,10 @@ def _prepare(item: Any, previous: Previous | None, models: _Models, timer: _Time
     old = previous.files.get(item.source) if previous else None
     if previous is not None and old is not None and previous.reusable and old["sha256"] == sha:
         rows = previous.rows.get(item.source, [])
-        return Prepared(item.source, sha, size, "unchanged", [previous.index.chunks[r] for r in rows], rows)
+        chunks = [previous.index.chunks[r] for r in rows]
+        return Prepared(
+            item.source, sha, size, "unchanged", chunks, rows, old.get("chars_loaded"), old.get("chars_removed")
+        )
     with timer("load"):
         doc = _clean(item, data)
     with timer("model"):
@@ -232,13 +288,16 @@ def _prepare(item: Any, previous: Previous | None, models: _Models, timer: _Time
         chunks = make_chunks(item.source, doc, chunker.split(doc))
     if not chunks:
         raise DocumentError(getattr(item, "path", item.source), "no text left after cleaning")
-    return Prepared(item.source, sha, size, "updated" if old is not None else "added", chunks)
+    status: Status = "updated" if old is not None else "added"
+    return Prepared(item.source, sha, size, status, chunks, None, doc.chars_loaded, doc.chars_removed, doc.notes)
 
 
 def _clean(item: Any, data: bytes | None) -> CleanDocument:
     if isinstance(item, BeirDocument):
         text = f"{item.title}\n\n{item.text}" if item.title.strip() else item.text
-        return CleanDocument(clean_text(text), (), item.title or None, False)
+        cleaned = clean_text(text)
+        loaded = visible_chars(normalize_unicode(text))
+        return CleanDocument(cleaned, (), item.title or None, False, loaded, max(0, loaded - visible_chars(cleaned)))
     doc = clean_document(load_document(item.path, data or b""))
     if not doc.text.strip():
         raise DocumentError(item.path, "no text left after cleaning")
@@ -348,7 +407,9 @@ def _manifest(
         **tokenizer.to_manifest(),
     }
     kind = "beir" if is_beir_corpus(root) else ("file" if root.is_file() else "folder")
-    files = {p.source: {"sha256": p.sha256, "bytes": p.size, "chunks": len(p.chunks)} for p in prepared}
+    files = {
+        p.source: {"sha256": p.sha256, "bytes": p.size, "chunks": len(p.chunks), **(p.cleaning or {})} for p in prepared
+    }
     return build_manifest(
         format_version=store.FORMAT_VERSION,
         config=config,

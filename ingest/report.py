@@ -13,7 +13,12 @@ STAGES = ("discover", "load", "model", "chunk", "embed", "bm25", "dense", "write
 
 @dataclass
 class IngestReport:
-    """Counts are in documents (files, or BEIR documents); ``failed`` lists ``(path, reason)``."""
+    """Counts are in documents (files, or BEIR documents); ``failed`` lists ``(path, reason)``.
+
+    ``cleaning`` maps each stored document's source to ``{"chars_loaded", "chars_removed"}``: the
+    non-whitespace characters the loader produced and how many of them cleaning removed (page
+    numbers, running headers/footers). ``notes`` name every document that lost more than 20 %.
+    """
 
     added: int = 0
     updated: int = 0
@@ -27,6 +32,7 @@ class IngestReport:
     index_dir: str = ""
     written: bool = False
     notes: list[str] = field(default_factory=list)
+    cleaning: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def documents(self) -> int:

@@ -1,7 +1,8 @@
 """Find the documents to ingest: a folder walk, a single file, or the lines of a BEIR ``corpus.jsonl``.
 
-The walk is recursive, skips hidden files and folders and the index directory itself, follows
-directory symlinks but never into a loop, and yields files in sorted order.
+The walk is recursive, skips hidden files and folders, Office lock files (``~$name.docx``) and the
+index directory itself, follows directory symlinks but never into a loop, and yields files in sorted
+order.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import DocumentError, IngestError
+
+# Hidden files, and the owner files Office writes beside a document while it is open (``~$report.docx``).
+SKIPPED_PREFIXES = (".", "~$")
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ def _walk(root: Path, excluded: str | None) -> Iterator[Path]:
         seen.add(key)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith("."):
+            if not name.startswith(SKIPPED_PREFIXES):
                 yield Path(dirpath) / name
 
 

@@ -20,8 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ingest",
         help="ingest a folder, file or BEIR corpus.jsonl into the index",
-        description="Ingest PDF, Markdown, text and HTML files (or a BEIR corpus.jsonl) into a FAISS + BM25 "
-        "index. Re-running updates only new or changed documents.",
+        description="Ingest PDF, Markdown, text, HTML and Office (.docx, .pptx, .xlsx) files (or a BEIR corpus.jsonl) "
+        "into a FAISS + BM25 index. Re-running updates only new or changed documents.",
     )
     parser.add_argument("path", metavar="PATH", help="folder, single file, or BEIR corpus.jsonl")
     add_common_options(parser)
@@ -61,6 +61,8 @@ def run_ingest(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:
+        for note in report.notes:
+            print(f"rag ingest: note: {note}", file=sys.stderr)
         print(_summary(args.path, report))
     return report.exit_code
 

@@ -58,6 +58,24 @@ def test_json_summary_and_exit_1_when_a_file_is_skipped(built_once, tmp_path: Pa
     assert code == 1 and "--strict" in err and "bad.txt" in err
 
 
+def test_json_reports_characters_removed_by_cleaning(tmp_path: Path, capsys, embedder) -> None:
+    from ingest_pdf_factory import write_pdf
+
+    pages = [[f"Pumps need oil {n}."] for n in range(1, 5)]
+    header = "Harbour Ferries Ltd - operations manual"
+    write_pdf(tmp_path / "docs" / "thin.pdf", pages, header=header, footer="Do not copy")
+    (tmp_path / "docs" / "notes.txt").write_text("The ferry leaves at noon.", encoding="utf-8")
+    code, out, err = run(capsys, "ingest", str(tmp_path / "docs"), "--index", str(tmp_path / "index"), "--json")
+    summary = json.loads(out)
+    assert code == 0, err
+    thin, notes = summary["cleaning"]["thin.pdf"], summary["cleaning"]["notes.txt"]
+    assert notes == {"chars_loaded": len("Theferryleavesatnoon."), "chars_removed": 0}
+    assert thin["chars_removed"] > 0.5 * thin["chars_loaded"]
+    assert any(n.startswith("thin.pdf: cleaning removed") and "% of its characters" in n for n in summary["notes"])
+    code, out, err = run(capsys, "ingest", str(tmp_path / "docs"), "--index", str(tmp_path / "index2"))
+    assert code == 0 and "rag ingest: note: thin.pdf: cleaning removed" in err and "notes.txt" not in err
+
+
 @pytest.mark.parametrize(
     "argv",
     [
