@@ -24,6 +24,7 @@ COMMAND_MODULES = (
 EVAL_COMMAND_MODULES = (
     "rag.commands.eval_retrieval",
     "rag.commands.eval_answers",
+    "rag.commands.eval_qa",
 )
 
 

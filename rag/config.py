@@ -25,6 +25,7 @@ RetrievalMode = Literal["bm25", "dense", "hybrid"]
 DenseIndexKind = Literal["flat", "hnsw"]
 Ordering = Literal["lost_in_the_middle", "rank", "reverse"]
 LLMBackend = Literal["llama_cpp", "openai"]
+AnswerContext = Literal["sentences", "passages"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class DenseIndexConfig:
 
 @dataclass(frozen=True)
 class IngestConfig:
-    extensions: tuple[str, ...] = (".pdf", ".txt", ".md", ".markdown", ".html", ".htm")
+    extensions: tuple[str, ...] = (".pdf", ".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pptx", ".xlsx")
     max_file_mb: float = 200.0
 
 
@@ -107,6 +108,48 @@ class PromptConfig:
 
 
 @dataclass(frozen=True)
+class AnswerConfig:
+    """How ``rag ask`` answers (:mod:`rag.evidence`, :mod:`rag.answering`).
+
+    ``context``: ``sentences`` gives the LLM the ``max_sentences`` sentences of the top ``candidates``
+    passages that best match the question (at most ``max_context_tokens``), grouped by passage;
+    ``max_encode``: sentences embedded per question (those sharing most of its rare terms); ``passages``
+    gives it whole passages (``prompt.top_k`` of them, ``prompt.max_context_tokens``).
+    ``gate``: decide from evidence whether to answer. Before the LLM, a question is declined when its best
+    sentence scores below ``min_score`` or the selected sentences use less than ``min_coverage`` of its
+    (IDF-weighted) terms; after it, an answer is withdrawn when more than ``max_unsupported`` of its key
+    terms appear in neither the question nor the sentences. ``answer_tokens``: the longest answer in
+    sentence mode (``prompt.answer_tokens`` applies to passage mode). ``cite_missing``: an answer sentence without a
+    citation is given the excerpt holding most of its key terms (marked as added)."""
+
+    context: AnswerContext = "sentences"
+    candidates: int = 6
+    max_sentences: int = 6
+    max_context_tokens: int = 300
+    lexical_weight: float = 0.3
+    max_encode: int = 24
+    gate: bool = True
+    min_score: float = 0.0
+    min_coverage: float = 0.0
+    max_unsupported: float = 1.0
+    cite_missing: bool = True
+    max_question_tokens: int = 256
+    answer_tokens: int = 160
+
+    def __post_init__(self) -> None:
+        for name in (
+            "candidates", "max_sentences", "max_context_tokens", "max_question_tokens", "answer_tokens", "max_encode"
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"answer.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("min_coverage", "max_unsupported"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"answer.{name} must be between 0 and 1, got {getattr(self, name)}")
+        if self.lexical_weight < 0:
+            raise ConfigError(f"answer.lexical_weight must not be negative, got {self.lexical_weight}")
+
+
+@dataclass(frozen=True)
 class LLMConfig:
     """``model_path`` null means the embedded Qwen2.5-Coder-1.5B-Instruct GGUF assembled from PyPI parts."""
 
@@ -134,6 +177,7 @@ class PipelineConfig:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rag.answering import Decision, add_missing_citations, check, gate
 from rag.citations import CitationCheck, Citations, check_citations, is_not_in_documents, parse_citations
 from rag.config import PipelineConfig, RetrievalMode, load_config
 from rag.errors import ModelError
-from rag.prompt import NOT_IN_DOCUMENTS, Passage, Prompt, build_prompt
+from rag.evidence import Evidence, Idf, index_idf, select_evidence
+from rag.prompt import NOT_IN_DOCUMENTS, Passage, Prompt, build_excerpt_prompt, build_prompt, trim_to_tokens
 from rag.rerank import Reranker, RerankStatus, load_reranker
 from rag.retrieval import (
     BM25Retriever,
@@ -78,7 +80,9 @@ class Source:
 
 @dataclass(frozen=True)
 class Answer:
-    """``answer`` has citations to missing sources removed; ``raw_answer`` is what the LLM wrote."""
+    """``answer`` has citations to missing sources removed; ``raw_answer`` is what the LLM wrote (empty when
+    the evidence gate declined before the LLM ran). ``decision`` says which stage answered or declined and
+    why; ``refused`` is true for any decline (the model's own, the gate's, or a withdrawn answer)."""
 
     question: str
     answer: str
@@ -92,6 +96,23 @@ class Answer:
     finish_reason: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     citation_checks: list[CitationCheck] = field(default_factory=list)
+    decision: Decision | None = None
+    added_citations: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def refused(self) -> bool:
+        return self.not_in_documents or (self.decision is not None and not self.decision.answered)
+
+    @property
+    def withdrawn(self) -> bool:
+        """The LLM answered (and the answer was streamed) but the support check took it back."""
+        return self.decision is not None and self.decision.stage == "check" and not self.decision.answered
+
+    @property
+    def generated(self) -> bool:
+        """The LLM was called (the gate did not decline first)."""
+        return self.decision is None or self.decision.stage != "gate"
 
     @property
     def weak_citations(self) -> list[CitationCheck]:
@@ -113,7 +134,11 @@ class Answer:
             "answer": self.answer,
             "raw_answer": self.raw_answer,
             "not_in_documents": self.not_in_documents,
-            "citations": self.citations.to_dict(),
+            "refused": self.refused,
+            "withdrawn": self.withdrawn,
+            "decision": self.decision.to_dict() if self.decision is not None else None,
+            "notes": list(self.notes),
+            "citations": {**self.citations.to_dict(), "added": list(self.added_citations)},
             "citation_checks": [c.to_dict() for c in self.citation_checks],
             "sources": [s.to_dict() for s in self.sources],
             "passages": [p.to_dict() for p in self.passages],
@@ -143,6 +168,7 @@ class Pipeline:
         self.index = index
         self._llm = llm
         self._llm_ready = False
+        self._idf: Idf | None = None
         if reranker is _UNSET:
             self.reranker, self.rerank_status = load_reranker(config.rerank, index_dir=getattr(index, "path", None))
         elif reranker is None:
@@ -246,6 +272,20 @@ class Pipeline:
             question, hits, config=config, count_tokens=llm.count_tokens, context_window=llm.context_window
         )
 
+    def prepare_question(self, question: str) -> tuple[str, list[str]]:
+        """The question stripped, trimmed to ``answer.max_question_tokens`` LLM tokens with a note when longer;
+        an empty question is a ``ValueError``."""
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("the question is empty: ask something about the indexed documents")
+        question = " ".join(question.split())
+        limit = self.config.answer.max_question_tokens
+        tokens = self.llm.count_tokens(question)
+        if tokens <= limit:
+            return question, []
+        trimmed = trim_to_tokens(question, limit, self.llm.count_tokens, marker="") or question[: limit * 3]
+        note = f"the question has {tokens} tokens; only its first {limit} were used (answer.max_question_tokens)"
+        return trimmed, [note]
+
     def ask(
         self,
         question: str,
@@ -256,35 +296,122 @@ class Pipeline:
         filters: Filters | None = None,
         on_token: Callable[[str], None] | None = None,
     ) -> Answer:
-        """Answer ``question`` from the index with [n] citations. ``on_token`` receives the answer as it
-        streams; without it the answer is generated in one call."""
+        """Answer ``question`` from the index with [n] citations, or decline. ``on_token`` receives the answer
+        as it streams; without it the answer is generated in one call. ``top_k``: passages retrieved
+        (default: ``answer.candidates`` for sentence context, ``prompt.top_k`` for passage context)."""
         start = time.perf_counter()
-        top_k = top_k if top_k is not None else self.config.prompt.top_k
-        found = self.search(question, k=top_k, mode=mode, rerank=rerank, filters=filters)
-        timings = {k: v for k, v in found.timings.items() if k != "total"}
-        if not self._llm_ready:  # the tokenizer comes with the model: load it outside the prompt timing
+        timings: dict[str, float] = {}
+        if not self._llm_ready:  # the tokenizer comes with the model: load it outside the other timings
             with timed(timings, "load"):
                 self.llm.count_tokens("")
             self._llm_ready = True
+        question, notes = self.prepare_question(question)
+        sentences = self.config.answer.context == "sentences"
+        if top_k is None:
+            top_k = self.config.answer.candidates if sentences else self.config.prompt.top_k
+        found = self.search(question, k=top_k, mode=mode, rerank=rerank, filters=filters)
+        timings.update({k: v for k, v in found.timings.items() if k != "total"})
+        if not sentences:
+            with timed(timings, "prompt"):
+                prompt = self.build_prompt(question, found.hits, top_k=top_k)
+            return self._finish(question, prompt, found, None, on_token, timings, start, notes)
+        with timed(timings, "evidence"):
+            evidence = self.select_evidence(question, found.hits)
         with timed(timings, "prompt"):
-            prompt = self.build_prompt(question, found.hits, top_k=top_k)
+            prompt = build_excerpt_prompt(
+                question,
+                [(e.hit, e.text) for e in evidence.excerpts],
+                count_tokens=self.llm.count_tokens,
+                neutralize=self.config.prompt.neutralize_instructions,
+            )
+        declined = gate(evidence.features, self.config.answer)
+        if declined is not None:
+            if on_token is not None:
+                on_token(NOT_IN_DOCUMENTS)
+            timings["total"] = (time.perf_counter() - start) * 1000.0
+            return Answer(
+                question=question,
+                answer=NOT_IN_DOCUMENTS,
+                raw_answer="",
+                citations=Citations(text=NOT_IN_DOCUMENTS),
+                passages=prompt.passages,
+                prompt=prompt,
+                search=found,
+                not_in_documents=True,
+                llm=self.llm.name,
+                finish_reason="declined_by_gate",
+                timings=timings,
+                decision=declined,
+                notes=notes,
+            )
+        return self._finish(question, prompt, found, evidence, on_token, timings, start, notes)
+
+    def select_evidence(self, question: str, hits: Sequence[Hit]) -> Evidence:
+        """The sentences of ``hits`` given to the LLM in sentence-context mode, with the gate's measurements."""
+        dense = self.retrievers["dense"]
+        encode = dense.encoder.encode  # type: ignore[attr-defined]
+        if self._idf is None:
+            self._idf = index_idf(self.index)
+        config = self.config.answer
+        return select_evidence(
+            question,
+            hits,
+            encode=encode,
+            count_tokens=self.llm.count_tokens,
+            idf=self._idf,
+            max_sentences=config.max_sentences,
+            max_tokens=config.max_context_tokens,
+            lexical_weight=config.lexical_weight,
+            max_encode=config.max_encode,
+        )
+
+    def _finish(
+        self,
+        question: str,
+        prompt: Prompt,
+        found: SearchResult,
+        evidence: Evidence | None,
+        on_token: Callable[[str], None] | None,
+        timings: dict[str, float],
+        start: float,
+        notes: list[str],
+    ) -> Answer:
         raw, finish = self._generate(prompt, on_token, timings)
         citations = parse_citations(raw, len(prompt.passages))
-        checks = check_citations(citations.text, {p.number: p.text for p in prompt.passages})
+        texts = {p.number: p.text for p in prompt.passages}
+        refused = is_not_in_documents(raw)
+        decision: Decision | None = None
+        added: list[int] = []
+        text = citations.text
+        if evidence is not None:
+            if refused:
+                decision = Decision(False, "model", "the LLM replied that the passages do not hold the answer",
+                                    dict(evidence.features))
+            else:
+                decision = check(text, question, "\n".join(texts.values()), evidence.features, self.config.answer)
+                if decision.answered and self.config.answer.cite_missing:
+                    text, added = add_missing_citations(text, texts)
+                    if added:
+                        citations = parse_citations(text, len(prompt.passages))
+        checks = check_citations(citations.text, texts)
         timings["total"] = (time.perf_counter() - start) * 1000.0
+        withdrawn = decision is not None and decision.stage == "check" and not decision.answered
         return Answer(
             question=question,
-            answer=citations.text.strip(),
+            answer=NOT_IN_DOCUMENTS if withdrawn else citations.text.strip(),
             raw_answer=raw,
-            citations=citations,
+            citations=Citations(text=NOT_IN_DOCUMENTS) if withdrawn else citations,
             passages=prompt.passages,
             prompt=prompt,
             search=found,
-            not_in_documents=is_not_in_documents(raw),
+            not_in_documents=refused,
             llm=self.llm.name,
             finish_reason=finish,
             timings=timings,
-            citation_checks=checks,
+            citation_checks=[] if withdrawn else checks,
+            decision=decision,
+            added_citations=added,
+            notes=notes,
         )
 
     def _generate(
@@ -294,7 +421,8 @@ class Pipeline:
             if on_token is not None:
                 on_token(NOT_IN_DOCUMENTS)
             return NOT_IN_DOCUMENTS, "no_sources"
-        max_tokens = self.config.prompt.answer_tokens
+        sentences = self.config.answer.context == "sentences"
+        max_tokens = self.config.answer.answer_tokens if sentences else self.config.prompt.answer_tokens
         temperature, seed = self.config.llm.temperature, self.config.llm.seed
         start = time.perf_counter()
         if on_token is None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from rag.cli import add_common_options
 from rag.config import RetrievalMode, load_config
+from rag.prompt import NOT_IN_DOCUMENTS
 
 if TYPE_CHECKING:
     from rag.pipeline import Answer, Pipeline, SearchResult
@@ -100,7 +101,24 @@ def _show_context(answer: Answer, out: TextIO) -> None:
     out.write("---\n")
 
 
+def _print_decision(answer: Answer, out: TextIO) -> None:
+    for note in answer.notes:
+        print(f"rag: note: {note}", file=sys.stderr)
+    decision = answer.decision
+    if answer.withdrawn and decision is not None:
+        out.write(f"\n[withdrawn] The answer above was taken back: {decision.reason}. {NOT_IN_DOCUMENTS}\n")
+    elif decision is not None and decision.stage == "gate":
+        print(f"rag: note: declined without asking the LLM: {decision.reason}", file=sys.stderr)
+    if answer.added_citations:
+        added = ", ".join(f"[{n}]" for n in answer.added_citations)
+        print(f"rag: note: the LLM cited nothing; {added} added: the excerpt holding most of the sentence's "
+              "key terms", file=sys.stderr)
+
+
 def _print_sources(answer: Answer, out: TextIO) -> None:
+    _print_decision(answer, out)
+    if answer.refused:
+        return
     if answer.citations.invalid:
         bad = ", ".join(f"[{n}]" for n in answer.citations.invalid)
         print(f"rag: note: dropped citation(s) {bad}: no such source", file=sys.stderr)
@@ -112,7 +130,7 @@ def _print_sources(answer: Answer, out: TextIO) -> None:
         )
     if answer.sources:
         out.write("\nSources:\n" + "".join(f"  {s.label()}\n" for s in answer.sources))
-    elif not answer.not_in_documents and answer.passages:
+    elif answer.passages:
         out.write("\n(no sources cited) Passages given:\n")
         out.write("".join(f"  [{p.number}] {p.hit.chunk.source}\n" for p in answer.passages))
 
@@ -141,6 +159,9 @@ def answer_one(pipeline: Pipeline, question: str, args: argparse.Namespace, out:
 
 
 def run_ask(args: argparse.Namespace) -> int:
+    if not args.question.strip():
+        print("rag: error: the question is empty: rag ask \"QUESTION\"", file=sys.stderr)
+        return 2
     answer_one(_open(args), args.question, args, sys.stdout)
     return 0
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from query_fakes import FakeIndex, HashEncoder, ScriptedLLM, chunk
 
-from rag.config import PipelineConfig, PromptConfig, RerankConfig, RetrievalConfig
+from rag.config import AnswerConfig, PipelineConfig, PromptConfig, RerankConfig, RetrievalConfig
 from rag.errors import ModelError
 from rag.pipeline import Answer, Pipeline, SearchResult
 from rag.prompt import NOT_IN_DOCUMENTS
@@ -130,6 +130,12 @@ def test_ask_uses_deterministic_generation_settings():
 
     pipe.llm.complete = spy  # type: ignore[method-assign]
     pipe.ask("annual leave")
+    assert calls == [{"max_tokens": AnswerConfig().answer_tokens, "temperature": 0.0, "seed": 0}]
+    passages = _pipeline(answer=AnswerConfig(context="passages"))
+    calls.clear()
+    original = passages.llm.complete
+    passages.llm.complete = spy  # type: ignore[method-assign]
+    passages.ask("annual leave")
     assert calls == [{"max_tokens": 64, "temperature": 0.0, "seed": 0}]
 
 
@@ -141,7 +147,7 @@ def test_ask_with_no_matching_passages_answers_not_in_documents_without_the_llm(
 
 
 def test_the_prompt_holds_top_k_numbered_sources():
-    pipe = _pipeline()
+    pipe = _pipeline(answer=AnswerConfig(context="passages"))
     pipe.ask("annual leave", top_k=3)
     user = pipe.llm.seen[-1][1]["content"]
     assert user.count("<source id=") == 3 and '<source id="3"' in user
@@ -156,3 +162,64 @@ def test_a_citation_to_the_wrong_passage_is_reported_not_rewritten():
     assert answer.to_dict()["citation_checks"][0]["better"] == 1
     fine = _pipeline(reply="Employees get 27 days of paid annual leave [1].").ask("annual leave days")
     assert fine.weak_citations == [] and [c.number for c in fine.citation_checks] == [1]
+
+
+# ---- sentence context and the evidence decision ---------------------------------------------------
+
+
+def test_ask_gives_the_llm_selected_sentences_as_numbered_excerpts():
+    pipe = _pipeline()
+    answer = pipe.ask("How many days of paid annual leave do employees get?")
+    user = pipe.llm.seen[-1][1]["content"]
+    assert user.startswith("Excerpts:\n[1] Full-time employees get 27 days") and user.endswith(
+        "Question: How many days of paid annual leave do employees get?"
+    )
+    assert "<source" not in user and answer.decision is not None and answer.decision.stage == "answer"
+    assert {"evidence", "prompt", "generate"} <= set(answer.timings)
+    assert answer.to_dict()["decision"]["features"]["coverage"] > 0.5
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t"])
+def test_an_empty_question_is_a_value_error(question):
+    with pytest.raises(ValueError, match="empty"):
+        _pipeline().ask(question)
+
+
+def test_a_question_longer_than_its_budget_is_trimmed_with_a_note():
+    pipe = _pipeline(answer=AnswerConfig(max_question_tokens=8))
+    answer = pipe.ask("How many days of paid annual leave " + "please tell me now " * 20)
+    assert answer.question == "How many days of paid annual leave please"
+    assert answer.notes and "only its first 8 were used" in answer.notes[0]
+
+
+def test_the_gate_declines_without_calling_the_llm_and_streams_the_decline():
+    pipe = _pipeline(answer=AnswerConfig(min_coverage=0.9))
+    streamed: list[str] = []
+    answer = pipe.ask("How many moons does Neptune have?", on_token=streamed.append)
+    assert pipe.llm.seen == [] and streamed == [NOT_IN_DOCUMENTS]
+    assert answer.refused and not answer.generated and not answer.withdrawn
+    assert answer.decision.stage == "gate" and "min_coverage" in answer.decision.reason
+    assert answer.answer == NOT_IN_DOCUMENTS and answer.sources == []
+
+
+def test_an_answer_from_outside_the_excerpts_is_withdrawn():
+    pipe = _pipeline(reply="Neptune has 14 moons [1].", answer=AnswerConfig(max_unsupported=0.5))
+    answer = pipe.ask("How many days of annual leave?")
+    assert answer.refused and answer.withdrawn and answer.raw_answer == "Neptune has 14 moons [1]."
+    assert answer.answer == NOT_IN_DOCUMENTS and answer.sources == []
+    assert set(answer.decision.unsupported) == {"Neptune", "14", "moons"}
+    data = answer.to_dict()
+    assert data["withdrawn"] and data["refused"] and data["decision"]["stage"] == "check"
+
+
+def test_the_models_own_decline_is_recorded_as_such():
+    answer = _pipeline(reply=NOT_IN_DOCUMENTS).ask("How many days of annual leave?")
+    assert answer.refused and answer.decision.stage == "model" and not answer.withdrawn
+
+
+def test_an_uncited_answer_gets_the_excerpt_holding_its_terms():
+    answer = _pipeline(reply="Full-time employees get 27 days of paid annual leave.").ask("annual leave days")
+    assert answer.answer == "Full-time employees get 27 days of paid annual leave [1]."
+    assert answer.added_citations == [1] and [s.source for s in answer.sources] == ["guide/leave.md"]
+    off = _pipeline(reply="Employees get 27 days.", answer=AnswerConfig(cite_missing=False)).ask("annual leave")
+    assert off.answer == "Employees get 27 days." and off.added_citations == []

@@ -83,7 +83,7 @@ def test_ask_json_and_show_context(capsys, query_index, scripted):
     )
     data = json.loads(out)
     assert code == 0 and data["answer"] == "The Kestrel K7 reaches 14 km/h [1]."
-    assert data["citations"] == {"cited": [1], "invalid": [4]}
+    assert data["citations"] == {"cited": [1], "invalid": [4], "added": []}
     assert len(data["passages"]) == 2 and {"bm25", "dense", "fusion"} <= set(data["passages"][0]["scores"])
     assert {"prompt", "generate", "total"} <= set(data["timings_ms"]) and data["rerank"]["enabled"] in (True, False)
     assert data["prompt"]["messages"][0]["role"] == "system"
@@ -112,3 +112,28 @@ def test_chat_ends_at_eof(capsys, query_index, scripted, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("Kestrel?"))
     code, out, _ = _run(capsys, "chat", "--index", str(query_index), "--no-rerank")
     assert code == 0 and "Sources:" in out
+
+
+@pytest.mark.parametrize("question", ["", "   "])
+def test_ask_an_empty_question_is_a_usage_error(capsys, query_index, scripted, question):
+    code, out, err = _run(capsys, "ask", question, "--index", str(query_index))
+    assert code == 2 and out == "" and "the question is empty" in err and scripted.seen == []
+
+
+def test_ask_says_plainly_when_a_streamed_answer_is_withdrawn(capsys, query_index, scripted, tmp_path):
+    scripted.reply = "Neptune has 14 moons [1]."
+    config = tmp_path / "strict.yaml"
+    config.write_text("answer:\n  max_unsupported: 0.5\n", encoding="utf-8")
+    code, out, _ = _run(
+        capsys,
+        "ask",
+        "How fast is the Kestrel K7?",
+        "--index",
+        str(query_index),
+        "--config",
+        str(config),
+        "--no-rerank",
+    )
+    assert code == 0 and out.startswith("Neptune has 14 moons [1].")
+    assert "[withdrawn] The answer above was taken back" in out and "The answer is not in the documents." in out
+    assert "Sources:" not in out

@@ -1,0 +1,156 @@
+"""Calibrate the answer/decline decision (``answer.min_score``, ``answer.min_coverage``,
+``answer.max_unsupported``) on a ``rag eval qa`` run made with the gate open, and print the trade-off
+curve between refusing answerable questions and declining unanswerable ones.
+
+With the gate open every question reaches the LLM and each row of ``items.jsonl`` keeps the
+measurements the gate would have used (``decision.features``). Applying thresholds to them afterwards
+gives exactly the decisions the gate would have taken, because a gate decline only skips the LLM.
+
+    rag eval qa --docs ../shared/data/covidqa/docs --config configs/answer_gate_open.yaml \\
+        --questions DEV_ANSWERABLE.jsonl --questions data/covidqa_unanswerable_dev.jsonl --out runs/qa-dev
+    python benchmarks/answer_gate.py runs/qa-dev/items.jsonl [--target-decline 0.92]
+
+Prints: the model alone (no gate), each signal alone, and the chosen operating point; then the curve
+(one row per value of the signal that moves most, the others at their chosen values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eval.qa import gold_token_recall
+from eval.report import format_table
+from rag.jsonl import read_rows
+
+NO_GATE = (-1e9, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Item:
+    answerable: bool
+    model_declined: bool
+    best_score: float
+    coverage: float
+    unsupported: float
+    recall: float  # gold-token recall of the LLM's answer if kept
+
+
+def load(path: Path) -> list[Item]:
+    out = []
+    for r in read_rows(path):
+        d = r.get("decision") or {}
+        f = d.get("features") or {}
+        if "best_score" not in f:
+            raise SystemExit(f"{path}: row {r['id']} has no gate measurements (run with the gate open)")
+        model_declined = d.get("stage") == "model" or (r["refused"] and d.get("stage") != "check")
+        out.append(
+            Item(
+                answerable=bool(r["answers"]),
+                model_declined=model_declined,
+                best_score=float(f["best_score"]),
+                coverage=float(f["coverage"]),
+                unsupported=float(f.get("unsupported_share", 0.0)),
+                recall=gold_token_recall(r.get("raw_answer") or r["answer"], r["answers"]) if r["answers"] else 0.0,
+            )
+        )
+    return out
+
+
+def declined(it: Item, th: tuple[float, float, float]) -> bool:
+    min_score, min_coverage, max_unsupported = th
+    if it.best_score < min_score or it.coverage < min_coverage:
+        return True
+    return it.model_declined or it.unsupported > max_unsupported
+
+
+def rates(items: Sequence[Item], th: tuple[float, float, float]) -> dict[str, float]:
+    ans = [it for it in items if it.answerable]
+    una = [it for it in items if not it.answerable]
+    refused = [declined(it, th) for it in ans]
+    return {
+        "answerable_refusal": sum(refused) / len(ans) if ans else float("nan"),
+        "unanswerable_decline": sum(declined(it, th) for it in una) / len(una) if una else float("nan"),
+        "gold_token_recall": sum(0.0 if r else it.recall for it, r in zip(ans, refused, strict=True)) / len(ans)
+        if ans
+        else float("nan"),
+    }
+
+
+def grid(items: Sequence[Item]) -> tuple[list[float], list[float], list[float]]:
+    scores = sorted({round(it.best_score, 3) for it in items})
+    return (
+        [-1e9, *scores],
+        [i / 20 for i in range(0, 21)],
+        [i / 20 for i in range(1, 21)],
+    )
+
+
+def choose(items: Sequence[Item], target: float) -> tuple[tuple[float, float, float], dict[str, float]]:
+    """The thresholds with the fewest answerable refusals among those declining at least ``target`` of the
+    unanswerable questions (ties: more gold-token recall, then the loosest thresholds)."""
+    best: tuple[Any, ...] | None = None
+    for th in itertools.product(*grid(items)):
+        r = rates(items, th)
+        if r["unanswerable_decline"] < target:
+            continue
+        key = (r["answerable_refusal"], -r["gold_token_recall"], th[0], th[1], -th[2])
+        if best is None or key < best[0]:
+            best = (key, th, r)
+    if best is None:
+        raise SystemExit(f"no thresholds decline {target:.0%} of the unanswerable questions")
+    return best[1], best[2]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("items", type=Path, help="items.jsonl of a gate-open rag eval qa run")
+    p.add_argument("--target-decline", type=float, default=0.92, help="unanswerable decline rate to reach")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    items = load(args.items)
+    th, r = choose(items, args.target_decline)
+    rows = [
+        ["LLM alone (gate open)", *rates(items, NO_GATE).values(), "", "", ""],
+        ["best sentence score only", *rates(items, (th[0], 0.0, 1.0)).values(), th[0], "", ""],
+        ["question coverage only", *rates(items, (-1e9, th[1], 1.0)).values(), "", th[1], ""],
+        ["answer support only", *rates(items, (-1e9, 0.0, th[2])).values(), "", "", th[2]],
+        ["chosen (all three)", *r.values(), th[0], th[1], th[2]],
+    ]
+    headers = [
+        "decision",
+        "answerable refused",
+        "unanswerable declined",
+        "gold-token recall",
+        "min_score",
+        "min_coverage",
+        "max_unsupported",
+    ]
+    print(f"{sum(it.answerable for it in items)} answerable, {sum(not it.answerable for it in items)} unanswerable")
+    print(format_table(headers, rows, precision=3))
+    curve = []
+    for value in sorted({round(it.best_score, 2) for it in items} | {th[0]}):
+        c = rates(items, (value, th[1], th[2]))
+        curve.append([value, c["answerable_refusal"], c["unanswerable_decline"], c["gold_token_recall"]])
+    thinned = curve[:: max(1, len(curve) // 25)]
+    print("\ntrade-off curve: min_score swept, min_coverage and max_unsupported at their chosen values")
+    print(
+        format_table(
+            ["min_score", "answerable refused", "unanswerable declined", "gold-token recall"], thinned, precision=3
+        )
+    )
+    if args.json:
+        print(json.dumps({"min_score": th[0], "min_coverage": th[1], "max_unsupported": th[2], **r}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
