@@ -129,9 +129,9 @@ class AnswerConfig:
     lexical_weight: float = 0.3
     max_encode: int = 24
     gate: bool = True
-    min_score: float = 0.0
+    min_score: float = 0.6
     min_coverage: float = 0.0
-    max_unsupported: float = 1.0
+    max_unsupported: float = 0.7
     cite_missing: bool = True
     max_question_tokens: int = 256
     answer_tokens: int = 160

@@ -12,6 +12,14 @@ from rag.cli import main
 
 
 @pytest.fixture
+def open_gate(tmp_path) -> str:
+    """A config whose evidence gate lets a scripted (off-topic) reply through: these tests are about the CLI."""
+    path = tmp_path / "open-gate.yaml"
+    path.write_text("answer:\n  gate: false\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedLLM:
     llm = ScriptedLLM(reply="The Kestrel K7 reaches 14 km/h [1][4].")
     monkeypatch.setattr("rag.llm.create_llm", lambda config: llm)
@@ -68,13 +76,15 @@ def test_ask_streams_the_answer_and_lists_cited_sources(capsys, query_index, scr
     assert "dropped citation(s) [4]" in err and err.count("reranking is off") == 1
 
 
-def test_ask_json_and_show_context(capsys, query_index, scripted):
+def test_ask_json_and_show_context(capsys, query_index, scripted, open_gate):
     code, out, _ = _run(
         capsys,
         "ask",
         "Revenue in 2025?",
         "--index",
         str(query_index),
+        "--config",
+        open_gate,
         "--top-k",
         "2",
         "--json",
@@ -109,7 +119,7 @@ def test_chat_answers_each_line_until_exit(capsys, query_index, scripted, monkey
 
 
 def test_chat_ends_at_eof(capsys, query_index, scripted, monkeypatch):
-    monkeypatch.setattr("sys.stdin", io.StringIO("Kestrel?"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("How fast is the Kestrel K7?"))
     code, out, _ = _run(capsys, "chat", "--index", str(query_index), "--no-rerank")
     assert code == 0 and "Sources:" in out
 
