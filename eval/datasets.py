@@ -53,7 +53,8 @@ class EvalDataset:
         return self.units.get(qid, "document")
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line; any problem is an ``EvalDataError`` naming the line."""
     try:
         with path.open(encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, start=1):
@@ -75,7 +76,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def load_queries(path: Path) -> dict[str, str]:
     """BEIR ``queries.jsonl``: ``_id`` -> ``text``."""
     queries: dict[str, str] = {}
-    for lineno, obj in _read_jsonl(path):
+    for lineno, obj in read_jsonl(path):
         qid, text = obj.get("_id"), obj.get("text")
         if qid is None or not isinstance(text, str):
             raise EvalDataError(f"{path}:{lineno}: a query needs '_id' and a string 'text'")
@@ -156,7 +157,7 @@ def load_plain(path: Path, *, qrels_path: Path | None = None) -> EvalDataset:
     queries: dict[str, str] = {}
     qrels: dict[str, dict[str, int]] = {}
     units: dict[str, Unit] = {}
-    for lineno, obj in _read_jsonl(path):
+    for lineno, obj in read_jsonl(path):
         where = f"{path}:{lineno}"
         qid = str(obj.get("id", lineno))
         question = obj.get("question")

@@ -53,38 +53,31 @@ class QAItem:
 
 def load_questions(path: str | Path) -> list[QAItem]:
     """Every row of a questions JSONL, validated before anything runs; a problem names the line."""
+    from eval.datasets import read_jsonl
+
     p = Path(path)
     if not p.is_file():
         raise EvalDataError(f"{p}: questions file not found")
     items: list[QAItem] = []
     seen: dict[str, int] = {}
-    with p.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise EvalDataError(f"{p}:{n}: invalid JSON ({e.msg})") from e
-            if not isinstance(row, dict):
-                raise EvalDataError(f"{p}:{n}: expected a JSON object")
-            qid = row.get("id")
-            if isinstance(qid, int) and not isinstance(qid, bool):
-                qid = str(qid)
-            if not isinstance(qid, str) or not qid.strip():
-                raise EvalDataError(f"{p}:{n}: 'id' must be a non-empty string")
-            question = row.get("question")
-            if not isinstance(question, str) or not question.strip():
-                raise EvalDataError(f"{p}:{n}: 'question' must be a non-empty string")
-            answers = row.get("answers")
-            if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
-                raise EvalDataError(
-                    f"{p}:{n}: 'answers' must be a list of non-empty strings ([] for a question no document answers)"
-                )
-            if qid in seen:
-                raise EvalDataError(f"{p}:{n}: id {qid!r} was already used on line {seen[qid]}")
-            seen[qid] = n
-            items.append(QAItem(qid, question.strip(), tuple(a.strip() for a in answers)))
+    for n, row in read_jsonl(p):
+        qid = row.get("id")
+        if isinstance(qid, int) and not isinstance(qid, bool):
+            qid = str(qid)
+        if not isinstance(qid, str) or not qid.strip():
+            raise EvalDataError(f"{p}:{n}: 'id' must be a non-empty string")
+        question = row.get("question")
+        if not isinstance(question, str) or not question.strip():
+            raise EvalDataError(f"{p}:{n}: 'question' must be a non-empty string")
+        answers = row.get("answers")
+        if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
+            raise EvalDataError(
+                f"{p}:{n}: 'answers' must be a list of non-empty strings ([] for a question no document answers)"
+            )
+        if qid in seen:
+            raise EvalDataError(f"{p}:{n}: id {qid!r} was already used on line {seen[qid]}")
+        seen[qid] = n
+        items.append(QAItem(qid, question.strip(), tuple(a.strip() for a in answers)))
     if not items:
         raise EvalDataError(f"{p}: no questions")
     return items

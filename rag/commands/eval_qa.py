@@ -10,16 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.cli import add_common_options, progress_enabled
-
-
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return n
+from rag.commands.query import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--limit",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="a seeded sample of N questions from each --questions file (default: all)",
     )

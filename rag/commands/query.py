@@ -22,7 +22,7 @@ MODES: tuple[RetrievalMode, ...] = ("bm25", "dense", "hybrid")
 EXIT_WORDS = {"exit", "quit", ":q"}
 
 
-def _positive_int(value: str) -> int:
+def positive_int(value: str) -> int:
     try:
         n = int(value)
     except ValueError:
@@ -34,7 +34,12 @@ def _positive_int(value: str) -> int:
 
 def _add_query_options(p: argparse.ArgumentParser, *, json_help: str) -> None:
     add_common_options(p)
-    p.add_argument("--top-k", type=_positive_int, metavar="N", help="passages to keep (default: prompt.top_k)")
+    p.add_argument(
+        "--top-k",
+        type=positive_int,
+        metavar="N",
+        help="passages retrieved (default: answer.candidates; prompt.top_k with answer.context: passages)",
+    )
     p.add_argument("--mode", choices=MODES, help="retriever (default: retrieval.mode)")
     p.add_argument(
         "--rerank",
@@ -111,8 +116,10 @@ def _print_decision(answer: Answer, out: TextIO) -> None:
         print(f"rag: note: declined without asking the LLM: {decision.reason}", file=sys.stderr)
     if answer.added_citations:
         added = ", ".join(f"[{n}]" for n in answer.added_citations)
-        print(f"rag: note: the LLM cited nothing; {added} added: the excerpt holding most of the sentence's "
-              "key terms", file=sys.stderr)
+        print(
+            f"rag: note: the LLM cited nothing; {added} added: the excerpt holding most of the sentence's key terms",
+            file=sys.stderr,
+        )
 
 
 def _print_sources(answer: Answer, out: TextIO) -> None:
@@ -124,7 +131,7 @@ def _print_sources(answer: Answer, out: TextIO) -> None:
         print(f"rag: note: dropped citation(s) {bad}: no such source", file=sys.stderr)
     for c in answer.weak_citations:
         print(
-            f"rag: note: [{c.number}] may not support \"{c.sentence}\" "
+            f'rag: note: [{c.number}] may not support "{c.sentence}" '
             f"({c.overlap:.0%} of its key terms; [{c.better}] holds {c.better_overlap:.0%})",
             file=sys.stderr,
         )
@@ -160,7 +167,7 @@ def answer_one(pipeline: Pipeline, question: str, args: argparse.Namespace, out:
 
 def run_ask(args: argparse.Namespace) -> int:
     if not args.question.strip():
-        print("rag: error: the question is empty: rag ask \"QUESTION\"", file=sys.stderr)
+        print('rag: error: the question is empty: rag ask "QUESTION"', file=sys.stderr)
         return 2
     answer_one(_open(args), args.question, args, sys.stdout)
     return 0
