@@ -114,6 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("items", type=Path, help="items.jsonl of a gate-open rag eval qa run")
     p.add_argument("--target-decline", type=float, default=0.92, help="unanswerable decline rate to reach")
+    p.add_argument(
+        "--at",
+        nargs=3,
+        type=float,
+        metavar=("MIN_SCORE", "MIN_COVERAGE", "MAX_UNSUPPORTED"),
+        help="also report these thresholds (e.g. the shipped defaults 0.6 0 0.7)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     items = load(args.items)
@@ -125,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ["answer support only", *rates(items, (-1e9, 0.0, th[2])).values(), "", "", th[2]],
         ["chosen (all three)", *r.values(), th[0], th[1], th[2]],
     ]
+    if args.at:
+        at = (args.at[0], args.at[1], args.at[2])
+        rows.append(["--at", *rates(items, at).values(), *at])
     headers = [
         "decision",
         "answerable refused",

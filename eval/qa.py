@@ -206,6 +206,7 @@ def item_row(item: QAItem, answer: Any, *, first_token_s: float | None, total_s:
         "prompt_tokens": answer.prompt.prompt_tokens if answer.generated else 0,
         "first_token_s": first_token_s,
         "total_s": total_s,
+        "timings_ms": {k: round(float(v), 1) for k, v in (getattr(answer, "timings", None) or {}).items()},
     }
 
 

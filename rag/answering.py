@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rag.citations import _stem, cited_sentences, key_terms, strip_citations, term_stems
+from rag.citations import stem_term, cited_sentences, key_terms, strip_citations, term_stems
 from rag.config import AnswerConfig
 from rag.evidence import unsupported_terms
 
@@ -78,7 +78,7 @@ def gate(features: Mapping[str, float], config: AnswerConfig) -> Decision | None
 def new_terms(answer: str, question: str) -> set[str]:
     """The key terms of ``answer`` that the question does not already use (stem match)."""
     asked = term_stems(question)
-    return {t for t in key_terms(strip_citations(answer)) if _stem(t) not in asked}
+    return {t for t in key_terms(strip_citations(answer)) if stem_term(t) not in asked}
 
 
 def check(answer: str, question: str, evidence: str, features: Mapping[str, float], config: AnswerConfig) -> Decision:

@@ -146,7 +146,7 @@ def key_terms(text: str) -> set[str]:
 _SUFFIXES = ("ing", "ed", "es", "ly", "s")
 
 
-def _stem(term: str) -> str:
+def stem_term(term: str) -> str:
     """A crude stem for matching only (``opened``/``opens`` -> ``open``, ``closed``/``close`` ->
     ``clos``); numbers are kept whole."""
     if term.isdigit() or not term.isalpha():
@@ -160,7 +160,7 @@ def _stem(term: str) -> str:
 
 def term_stems(text: str) -> frozenset[str]:
     """The stems of the key terms of ``text``: what :func:`absent_terms` matches against."""
-    return frozenset(_stem(t) for t in key_terms(text))
+    return frozenset(stem_term(t) for t in key_terms(text))
 
 
 def absent_terms(text: str, context: str | frozenset[str]) -> list[str]:
@@ -173,7 +173,7 @@ def absent_terms(text: str, context: str | frozenset[str]) -> list[str]:
     for m in _WORD.finditer(text):
         word = m.group(0)
         terms = key_terms(word)
-        if terms and not any(_stem(t) in known for t in terms) and word.lower() not in seen:
+        if terms and not any(stem_term(t) in known for t in terms) and word.lower() not in seen:
             seen.add(word.lower())
             out.append(word)
     return out
@@ -185,7 +185,7 @@ def absent_share(text: str, context: str) -> float:
     if not terms:
         return 0.0
     known = term_stems(context)
-    return sum(_stem(t) not in known for t in terms) / len(terms)
+    return sum(stem_term(t) not in known for t in terms) / len(terms)
 
 
 def cited_sentences(text: str) -> list[tuple[str, list[int]]]:

@@ -25,13 +25,13 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from rag.citations import key_terms, strip_citations, term_stems
+from rag.citations import stem_term, key_terms, strip_citations, term_stems
 from rag.types import Hit
 
 # ---- sentences -----------------------------------------------------------------------------------
@@ -104,9 +104,7 @@ def coverage(question: str, text: str, idf: Idf) -> float:
     if total <= 0:
         return 1.0
     known = term_stems(text)
-    from rag.citations import _stem
-
-    return sum(w for t, w in terms.items() if _stem(t) in known) / total
+    return sum(w for t, w in terms.items() if stem_term(t) in known) / total
 
 
 def unsupported_terms(answer: str, question: str, evidence: str) -> list[str]:
@@ -238,6 +236,3 @@ def select_evidence(
     }
     return Evidence(excerpts, features)
 
-
-def features_to_dict(features: Mapping[str, float]) -> dict[str, float]:
-    return {k: round(float(v), 4) for k, v in features.items()}
