@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rag.citations import stem_term, cited_sentences, key_terms, strip_citations, term_stems
+from rag.citations import cited_sentences, key_terms, stem_term, strip_citations, term_stems
 from rag.config import AnswerConfig
 from rag.evidence import unsupported_terms
 

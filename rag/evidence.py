@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.citations import stem_term, key_terms, strip_citations, term_stems
+from rag.citations import key_terms, stem_term, strip_citations, term_stems
 from rag.types import Hit
 
 # ---- sentences -----------------------------------------------------------------------------------
