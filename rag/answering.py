@@ -3,8 +3,9 @@
 Three stages can decline a question, and each says why (:class:`Decision`):
 
 * ``gate`` (before the LLM, which is then never called): the best sentence scores below
-  ``answer.min_score``, or the selected sentences use less than ``answer.min_coverage`` of the
-  question's IDF-weighted terms.
+  ``answer.min_score``, the selected sentences never use a question term rarer than
+  ``answer.max_missing_idf`` nats ("Omicron", "AstraZeneca" over articles from early 2020), or they use
+  less than ``answer.min_coverage`` of the question's IDF-weighted terms.
 * ``model``: the LLM itself replies that the documents do not hold the answer.
 * ``check`` (after the LLM): more than ``answer.max_unsupported`` of the answer's key terms occur in
   neither the question nor the sentences it was given, so the answer came from the model's memory. The
@@ -62,6 +63,15 @@ def gate(features: Mapping[str, float], config: AnswerConfig) -> Decision | None
             "gate",
             f"no sentence matches the question well enough (best {features['best_score']:.2f} < "
             f"answer.min_score {config.min_score:.2f})",
+            dict(features),
+        )
+    rarity = features.get("missing_idf", 0.0)
+    if rarity > config.max_missing_idf:
+        return Decision(
+            False,
+            "gate",
+            f"the excerpts never mention a rare term of the question (idf {rarity:.2f} > "
+            f"answer.max_missing_idf {config.max_missing_idf:.2f})",
             dict(features),
         )
     if features["coverage"] < config.min_coverage:

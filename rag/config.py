@@ -116,11 +116,13 @@ class AnswerConfig:
     ``max_encode``: sentences embedded per question (those sharing most of its rare terms); ``passages``
     gives it whole passages (``prompt.top_k`` of them, ``prompt.max_context_tokens``).
     ``gate``: decide from evidence whether to answer. Before the LLM, a question is declined when its best
-    sentence scores below ``min_score`` or the selected sentences use less than ``min_coverage`` of its
-    (IDF-weighted) terms; after it, an answer is withdrawn when more than ``max_unsupported`` of its key
-    terms appear in neither the question nor the sentences. ``answer_tokens``: the longest answer in
-    sentence mode (``prompt.answer_tokens`` applies to passage mode). ``cite_missing``: an answer sentence without a
-    citation is given the excerpt holding most of its key terms (marked as added)."""
+    sentence scores below ``min_score``, when the selected sentences use less than ``min_coverage`` of its
+    (IDF-weighted) terms, or when a question term they never use has an idf above ``max_missing_idf`` nats
+    (the question names something rare that no excerpt mentions). After it, an answer is withdrawn when more
+    than ``max_unsupported`` of the terms it adds to the question appear in no excerpt.
+    ``answer_tokens``: the longest answer in sentence mode (``prompt.answer_tokens`` applies to passage
+    mode). ``cite_missing``: an answer sentence without a citation is given the excerpt holding most of its
+    key terms (marked as added)."""
 
     context: AnswerContext = "sentences"
     candidates: int = 6
@@ -130,7 +132,8 @@ class AnswerConfig:
     max_encode: int = 24
     gate: bool = True
     min_score: float = 0.6
-    min_coverage: float = 0.0
+    min_coverage: float = 0.45
+    max_missing_idf: float = 6.16
     max_unsupported: float = 0.7
     cite_missing: bool = True
     max_question_tokens: int = 256
@@ -138,13 +141,20 @@ class AnswerConfig:
 
     def __post_init__(self) -> None:
         for name in (
-            "candidates", "max_sentences", "max_context_tokens", "max_question_tokens", "answer_tokens", "max_encode"
+            "candidates",
+            "max_sentences",
+            "max_context_tokens",
+            "max_question_tokens",
+            "answer_tokens",
+            "max_encode",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"answer.{name} must be at least 1, got {getattr(self, name)}")
         for name in ("min_coverage", "max_unsupported"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"answer.{name} must be between 0 and 1, got {getattr(self, name)}")
+        if self.max_missing_idf < 0:
+            raise ConfigError(f"answer.max_missing_idf must not be negative, got {self.max_missing_idf}")
         if self.lexical_weight < 0:
             raise ConfigError(f"answer.lexical_weight must not be negative, got {self.lexical_weight}")
 

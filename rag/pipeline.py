@@ -385,8 +385,9 @@ class Pipeline:
         text = citations.text
         if evidence is not None:
             if refused:
-                decision = Decision(False, "model", "the LLM replied that the passages do not hold the answer",
-                                    dict(evidence.features))
+                decision = Decision(
+                    False, "model", "the LLM replied that the passages do not hold the answer", dict(evidence.features)
+                )
             else:
                 decision = check(text, question, "\n".join(texts.values()), evidence.features, self.config.answer)
                 if decision.answered and self.config.answer.cite_missing:

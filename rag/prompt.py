@@ -250,8 +250,13 @@ def build_excerpt_prompt(
     for n, (hit, text) in enumerate(excerpts, start=1):
         clean, removed = neutralize_instructions(text) if neutralize else (text, 0)
         passages.append(
-            Passage(number=n, hit=hit, text=clean, tokens=count_tokens(render_excerpt(n, hit, clean)) + 1,
-                    neutralized=removed)
+            Passage(
+                number=n,
+                hit=hit,
+                text=clean,
+                tokens=count_tokens(render_excerpt(n, hit, clean)) + 1,
+                neutralized=removed,
+            )
         )
     sources = "\n".join(render_excerpt(p.number, p.hit, p.text) for p in passages) or "(no excerpts)"
     messages = [

@@ -9,7 +9,7 @@ from query_fakes import HashEncoder, count_words, hit
 from rag.answering import add_missing_citations, check, gate, new_terms
 from rag.config import AnswerConfig
 from rag.errors import ConfigError
-from rag.evidence import coverage, select_evidence, split_sentences, unsupported_terms
+from rag.evidence import IndexIdf, coverage, missing_idf, select_evidence, split_sentences, unsupported_terms
 
 
 def test_split_sentences_keeps_abbreviations_decimals_and_initials_together() -> None:
@@ -42,6 +42,27 @@ def test_coverage_is_idf_weighted() -> None:
     assert coverage(question, "Moons orbit planets; many do.", _idf) == pytest.approx(4 / 9)
     assert coverage(question, "nothing relevant", _idf) == 0.0
     assert coverage("what is it?", "anything", _idf) == 1.0  # no key terms: nothing to miss
+
+
+def test_missing_idf_is_the_idf_of_the_rarest_unused_question_term() -> None:
+    def idf(term: str) -> float:
+        return {"neptune": 8.0, "moon": 2.0}.get(term, 1.0)
+
+    question = "How many moons does Neptune have?"
+    assert missing_idf(question, "Moons of many planets.", idf) == pytest.approx(8.0)  # Neptune missing
+    assert missing_idf(question, "Neptune has many.", idf) == pytest.approx(2.0)  # only "moons"
+    assert missing_idf(question, "Neptune has many moons.", idf) == 0.0
+
+
+def test_index_idf_reads_document_frequencies_from_the_bm25_matrix() -> None:
+    from types import SimpleNamespace
+
+    bm25 = SimpleNamespace(n_docs=10, indptr=[0, 1, 6], vocab={"rare": 0, "common": 1})
+    idf = IndexIdf(SimpleNamespace(bm25=bm25, bm25_tokenizer=lambda t: [] if t == "the" else [t]))
+    assert idf("rare") == pytest.approx(np.log(1 + 9.5 / 1.5)) == pytest.approx(idf.unseen)
+    assert idf("common") == pytest.approx(np.log(1 + 5.5 / 5.5))
+    assert idf("never") == idf.unseen and idf("the") == 0.0
+    assert IndexIdf(object())("anything") == 1.0
 
 
 def test_unsupported_terms_ignore_question_words_and_citations() -> None:
@@ -127,6 +148,11 @@ def test_gate_declines_on_low_score_or_coverage_and_says_why() -> None:
     thin = gate({"best_score": 0.9, "coverage": 0.2, "sentences": 3}, config)
     assert thin is not None and "min_coverage" in thin.reason
     assert gate({"best_score": 0.0, "coverage": 0.0, "sentences": 3}, AnswerConfig(gate=False)) is None
+    rare = gate(
+        {"best_score": 0.9, "coverage": 0.8, "missing_idf": 7.5, "sentences": 3},
+        AnswerConfig(min_score=0.5, max_missing_idf=6.0),
+    )
+    assert rare is not None and "max_missing_idf" in rare.reason
 
 
 def test_check_withdraws_answers_built_on_terms_no_excerpt_uses() -> None:

@@ -40,7 +40,7 @@ class ReverseReranker:
 
 # The hashed encoder's cosines are far below the real model's: these tests open the evidence gate unless
 # they test it (the calibrated thresholds are exercised with the real models in test_ask_local_llm.py).
-OPEN_GATE = AnswerConfig(min_score=0.0, max_unsupported=1.0)
+OPEN_GATE = AnswerConfig(min_score=0.0, min_coverage=0.0, max_unsupported=1.0, max_missing_idf=99.0)
 
 
 def _pipeline(*, reply="Employees get 27 days [1].", reranker=None, **config) -> Pipeline:
@@ -192,14 +192,18 @@ def test_an_empty_question_is_a_value_error(question):
 
 
 def test_a_question_longer_than_its_budget_is_trimmed_with_a_note():
-    pipe = _pipeline(answer=AnswerConfig(min_score=0.0, max_unsupported=1.0, max_question_tokens=8))
+    pipe = _pipeline(
+        answer=AnswerConfig(
+            min_score=0.0, min_coverage=0.0, max_unsupported=1.0, max_question_tokens=8, max_missing_idf=99.0
+        )
+    )
     answer = pipe.ask("How many days of paid annual leave " + "please tell me now " * 20)
     assert answer.question == "How many days of paid annual leave please"
     assert answer.notes and "only its first 8 were used" in answer.notes[0]
 
 
 def test_the_gate_declines_without_calling_the_llm_and_streams_the_decline():
-    pipe = _pipeline(answer=AnswerConfig(min_score=0.0, min_coverage=0.9))
+    pipe = _pipeline(answer=AnswerConfig(min_score=0.0, min_coverage=0.9, max_missing_idf=99.0))
     streamed: list[str] = []
     answer = pipe.ask("How many moons does Neptune have?", on_token=streamed.append)
     assert pipe.llm.seen == [] and streamed == [NOT_IN_DOCUMENTS]
@@ -209,7 +213,10 @@ def test_the_gate_declines_without_calling_the_llm_and_streams_the_decline():
 
 
 def test_an_answer_from_outside_the_excerpts_is_withdrawn():
-    pipe = _pipeline(reply="Neptune has 14 moons [1].", answer=AnswerConfig(min_score=0.0, max_unsupported=0.5))
+    pipe = _pipeline(
+        reply="Neptune has 14 moons [1].",
+        answer=AnswerConfig(min_score=0.0, min_coverage=0.0, max_unsupported=0.5, max_missing_idf=99.0),
+    )
     answer = pipe.ask("How many days of annual leave?")
     assert answer.refused and answer.withdrawn and answer.raw_answer == "Neptune has 14 moons [1]."
     assert answer.answer == NOT_IN_DOCUMENTS and answer.sources == []
@@ -227,6 +234,8 @@ def test_an_uncited_answer_gets_the_excerpt_holding_its_terms():
     answer = _pipeline(reply="Full-time employees get 27 days of paid annual leave.").ask("annual leave days")
     assert answer.answer == "Full-time employees get 27 days of paid annual leave [1]."
     assert answer.added_citations == [1] and [s.source for s in answer.sources] == ["guide/leave.md"]
-    no_cite = AnswerConfig(min_score=0.0, max_unsupported=1.0, cite_missing=False)
+    no_cite = AnswerConfig(
+        min_score=0.0, min_coverage=0.0, max_unsupported=1.0, cite_missing=False, max_missing_idf=99.0
+    )
     off = _pipeline(reply="Employees get 27 days.", answer=no_cite).ask("annual leave")
     assert off.answer == "Employees get 27 days." and off.added_citations == []
