@@ -21,6 +21,7 @@ has_avx512() {
   for flag in avx512f avx512bw avx512vl avx512_vnni avx512_bf16 avx512vbmi avx_vnni; do
     grep -qw "$flag" /proc/cpuinfo 2>/dev/null || return 1
   done
+  return 0
 }
 
 built_with_avx512() {
@@ -50,17 +51,21 @@ if [ -n "${CMAKE_ARGS:-}" ]; then
 fi
 MARKER=.venv/.ragtrail-llama-portable  # left when the AVX-512 build failed here: do not try again
 if has_avx512 && [ ! -e "$MARKER" ]; then
-  CMAKE_ARGS="$AVX512" .venv/bin/python -m pip install -q -c configs/constraints.txt -e '.[dev]'
-  if ! built_with_avx512; then
+  fast=1
+  if ! CMAKE_ARGS="$AVX512" .venv/bin/python -m pip install -q -c configs/constraints.txt -e '.[dev]'; then
+    fast=0
+  elif ! built_with_avx512; then
     echo "setup: building llama.cpp for AVX-512 (about 7 minutes)" >&2
-    reinstall_llama "$AVX512"
+    reinstall_llama "$AVX512" || fast=0
   fi
-  if ! smoke_test; then
-    echo "setup: the AVX-512 llama.cpp build failed its smoke test; installing the portable build" >&2
-    reinstall_llama "$PORTABLE"
-    touch "$MARKER"
-    smoke_test || { echo "setup: the portable llama.cpp build fails too" >&2; exit 1; }
+  if [ "$fast" = 1 ] && smoke_test; then
+    exit 0
   fi
+  echo "setup: the AVX-512 llama.cpp build failed (to build or its smoke test); installing the portable build" >&2
+  touch "$MARKER" 2>/dev/null || true
+  CMAKE_ARGS="$PORTABLE" .venv/bin/python -m pip install -q -c configs/constraints.txt -e '.[dev]'
+  reinstall_llama "$PORTABLE"
+  smoke_test || { echo "setup: the portable llama.cpp build fails its smoke test too" >&2; exit 1; }
 else
   CMAKE_ARGS="$PORTABLE" .venv/bin/python -m pip install -q -c configs/constraints.txt -e '.[dev]'
 fi
