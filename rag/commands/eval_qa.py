@@ -54,7 +54,8 @@ def _default_index(docs: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eval.qa import load_questions, merge_question_sets, run_qa, sample_items, summary_table_rows, write_report
+    from eval.qa import load_questions, merge_question_sets, run_qa, sample_items
+    from eval.qa_report import summary_table_rows, write_report
     from eval.report import format_table
     from ingest.pipeline import ingest
     from rag.config import load_config
