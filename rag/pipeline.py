@@ -5,24 +5,25 @@
 >>> pipe.ask("How many days of annual leave?").answer                            # doctest: +SKIP
 
 Models (embedder, cross-encoder, LLM) load lazily on first use. Results are typed dataclasses with
-``to_dict``; timings are wall milliseconds per stage.
+``to_dict`` (:mod:`rag.results`); timings are wall milliseconds per stage.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.answering import Decision, add_missing_citations, check, gate
-from rag.citations import CitationCheck, Citations, check_citations, is_not_in_documents, parse_citations
+from rag.citations import Citations, check_citations, is_not_in_documents, parse_citations
 from rag.config import PipelineConfig, RetrievalMode, load_config
 from rag.errors import ModelError
 from rag.evidence import Evidence, Idf, index_idf, select_evidence
-from rag.prompt import NOT_IN_DOCUMENTS, Passage, Prompt, build_excerpt_prompt, build_prompt, trim_to_tokens
+from rag.prompt import NOT_IN_DOCUMENTS, Prompt, build_excerpt_prompt, build_prompt, trim_to_tokens
 from rag.rerank import Reranker, RerankStatus, load_reranker
+from rag.results import Answer, SearchResult, Source
 from rag.retrieval import (
     BM25Retriever,
     DenseRetriever,
@@ -39,117 +40,9 @@ from rag.types import Hit
 if TYPE_CHECKING:
     from rag.llm import LLM
 
+__all__ = ["Answer", "Pipeline", "SearchResult", "Source"]  # the result types live in rag.results
+
 _UNSET: Any = object()
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    query: str
-    mode: RetrievalMode
-    hits: list[Hit]
-    reranked: bool
-    rerank: RerankStatus
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "query": self.query,
-            "mode": self.mode,
-            "reranked": self.reranked,
-            "rerank": self.rerank.to_dict(),
-            "hits": [h.to_dict() for h in self.hits],
-            "timings_ms": dict(self.timings),
-        }
-
-
-@dataclass(frozen=True)
-class Source:
-    """An entry of the answer's source list."""
-
-    number: int
-    source: str
-    page: int | None
-    chunk_id: str
-
-    def label(self) -> str:
-        return f"[{self.number}] {self.source}" + (f", page {self.page}" if self.page is not None else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "source": self.source, "page": self.page, "chunk_id": self.chunk_id}
-
-
-@dataclass(frozen=True)
-class Answer:
-    """``answer`` has citations to missing sources removed; ``raw_answer`` is what the LLM wrote (empty when
-    the evidence gate declined before the LLM ran). ``decision`` says which stage answered or declined and
-    why; ``refused`` is true for any decline (the model's own, the gate's, or a withdrawn answer)."""
-
-    question: str
-    answer: str
-    raw_answer: str
-    citations: Citations
-    passages: list[Passage]
-    prompt: Prompt
-    search: SearchResult
-    not_in_documents: bool
-    llm: str
-    finish_reason: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    citation_checks: list[CitationCheck] = field(default_factory=list)
-    decision: Decision | None = None
-    added_citations: list[int] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def refused(self) -> bool:
-        return self.not_in_documents or (self.decision is not None and not self.decision.answered)
-
-    @property
-    def withdrawn(self) -> bool:
-        """The LLM answered (and the answer was streamed) but the support check took it back."""
-        return self.decision is not None and self.decision.stage == "check" and not self.decision.answered
-
-    @property
-    def generated(self) -> bool:
-        """The LLM was called (the gate did not decline first)."""
-        return self.decision is None or self.decision.stage != "gate"
-
-    @property
-    def weak_citations(self) -> list[CitationCheck]:
-        """Citations whose passage holds few of the sentence's key terms while another passage holds many."""
-        return [c for c in self.citation_checks if c.weak]
-
-    @property
-    def sources(self) -> list[Source]:
-        """The cited passages, in order of first citation."""
-        by_number = {p.number: p for p in self.passages}
-        return [
-            Source(n, by_number[n].hit.chunk.source, by_number[n].hit.chunk.page, by_number[n].hit.chunk.id)
-            for n in self.citations.cited
-        ]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "question": self.question,
-            "answer": self.answer,
-            "raw_answer": self.raw_answer,
-            "not_in_documents": self.not_in_documents,
-            "refused": self.refused,
-            "withdrawn": self.withdrawn,
-            "decision": self.decision.to_dict() if self.decision is not None else None,
-            "notes": list(self.notes),
-            "citations": {**self.citations.to_dict(), "added": list(self.added_citations)},
-            "citation_checks": [c.to_dict() for c in self.citation_checks],
-            "sources": [s.to_dict() for s in self.sources],
-            "passages": [p.to_dict() for p in self.passages],
-            "prompt": self.prompt.to_dict(),
-            "mode": self.search.mode,
-            "reranked": self.search.reranked,
-            "rerank": self.search.rerank.to_dict(),
-            "llm": self.llm,
-            "finish_reason": self.finish_reason,
-            "timings_ms": dict(self.timings),
-        }
 
 
 class Pipeline:
