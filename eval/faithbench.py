@@ -142,18 +142,31 @@ def load_faithbench(
                         ),
                         summarizer=str(meta.get("summarizer", "")),
                         baselines={
-                            name: bl.hallucinated(meta[bl.key]) for name, bl in BASELINES.items() if bl.key in meta
+                            name: bl.hallucinated(meta[bl.key])
+                            for name, bl in BASELINES.items()
+                            if _numeric(meta.get(bl.key))
                         },
                         baseline_scores={
                             name: 1.0 - float(meta[bl.key])
                             for name, bl in BASELINES.items()
-                            if bl.kind == "score" and bl.key in meta
+                            if bl.kind == "score" and _numeric(meta.get(bl.key))
                         },
                     )
                 )
             except (KeyError, TypeError) as e:
                 raise EvalDataError(f"{path}: sample {s.get('sample_id')!r} is malformed ({e})") from e
     return items
+
+
+def _numeric(value: Any) -> bool:
+    """A stored baseline prediction that can be read; a missing one (null, text) only drops that item
+    from that baseline's score."""
+    if isinstance(value, bool) or value is None:
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def stratified_order(items: Sequence[FaithBenchItem], *, seed: int = 0) -> list[FaithBenchItem]:
@@ -215,7 +228,7 @@ def run_meta_eval(
             f"{path}: holds rows of another judge ({', '.join(others)}), not {judge_label}; "
             "give this judge its own --out folder"
         )
-    pending = [it for it in items if done.get(it.id, {}).get("status") != "ok"]
+    pending = work_order([it for it in items if done.get(it.id, {}).get("status") != "ok"])
     with jsonl.appender(path) as append:
         for i, it in enumerate(pending, 1):
             r = judge.judge(it.summary, [it.source], item_id=it.id)
@@ -236,6 +249,16 @@ def run_meta_eval(
     (out / "metrics.json").write_text(json.dumps(report.metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (out / "summary.json").write_text(json.dumps(report.summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return report
+
+
+def work_order(items: Sequence[FaithBenchItem]) -> list[FaithBenchItem]:
+    """The items grouped by source (groups in order of first appearance, items in their given order within
+    a group), so consecutive prompts share the source as a prefix and the backend's KV cache skips it. Only
+    the order of the work changes: which items are judged, and the order rows are reported in, do not."""
+    groups: dict[str, list[FaithBenchItem]] = {}
+    for it in items:
+        groups.setdefault(it.source, []).append(it)
+    return [it for group in groups.values() for it in group]
 
 
 def _predicted_hallucinated(r: JudgeResult) -> bool | None:
@@ -282,14 +305,32 @@ def score_rows(items: Sequence[FaithBenchItem], rows: Sequence[dict[str, Any]], 
 
     entry = add(judge_label, ours)
     baseline_preds: dict[str, list[bool]] = {}
+    missing: dict[str, int] = {}
     for name in BASELINES:
-        preds = [by_id[r["item_id"]].baselines[name] for r in ok if name in by_id[r["item_id"]].baselines]
-        if len(preds) != len(ok):
+        have = [i for i, r in enumerate(ok) if name in by_id[r["item_id"]].baselines]
+        if not have:
             continue
-        baseline_preds[name] = preds
-        e = add(name, preds)
-        diff = (entry["balanced_accuracy"] or math.nan) - (e["balanced_accuracy"] or math.nan)
-        gaps[name] = {"ba_difference": diff, "ci95_paired": list(bootstrap_ci(truth, ours, y_other=preds))}
+        preds = [by_id[ok[i]["item_id"]].baselines[name] for i in have]
+        missing[name] = len(ok) - len(have)
+        if missing[name] == 0:
+            baseline_preds[name] = preds
+            e = add(name, preds)
+            diff = (entry["balanced_accuracy"] or math.nan) - (e["balanced_accuracy"] or math.nan)
+            gaps[name] = {"ba_difference": diff, "ci95_paired": list(bootstrap_ci(truth, ours, y_other=preds))}
+            continue
+        # scored on the items that have its prediction only, and compared with the judge on those same items
+        sub_truth, sub_ours = [truth[i] for i in have], [ours[i] for i in have]
+        e = binary_metrics(sub_truth, preds).to_dict()
+        e["ci95_balanced_accuracy"] = list(bootstrap_ci(sub_truth, preds))
+        e["n"], e["missing_predictions"] = len(have), missing[name]
+        metrics[name] = e
+        mine = binary_metrics(sub_truth, sub_ours).balanced_accuracy
+        diff = (mine if mine is not None else math.nan) - (e["balanced_accuracy"] or math.nan)
+        gaps[name] = {
+            "ba_difference": diff,
+            "ci95_paired": list(bootstrap_ci(sub_truth, sub_ours, y_other=preds)),
+            "items": len(have),
+        }
 
     probs = [r.get("hallucination_prob") for r in ok]
     auc: dict[str, float | None] = {}
@@ -331,6 +372,7 @@ def score_rows(items: Sequence[FaithBenchItem], rows: Sequence[dict[str, Any]], 
         "error_reasons": [r["reason"] for r in rows if r["status"] == "error"][:20],
         "human_hallucinated_rate": (sum(truth) / len(truth)) if truth else None,
         "judge_minus_baseline_ba": gaps,
+        "baseline_missing_predictions": {name: n for name, n in missing.items() if n},
         "cv_judge_minus_baseline_ba": cv_gaps,
         "roc_auc": auc,
         "roc_auc_within_sentence_count": within,

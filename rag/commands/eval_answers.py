@@ -13,6 +13,8 @@ from typing import Any
 from rag.cli import add_common_options, progress_enabled
 
 JUDGE_CHOICES = ("faithfulness", "answer_relevance", "context_relevance", "pointwise", "geval", "likelihood")
+FAITHBENCH_JUDGES = ("faithfulness", "likelihood")
+MTBENCH_JUDGE_CHOICES = ("pairwise", "pointwise", "reference")  # eval.judges.mtbench.MTBENCH_JUDGES
 
 
 def _llm_options(p: argparse.ArgumentParser) -> None:
@@ -94,33 +96,70 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     j = subparsers.add_parser(
         "judges",
-        help="meta-evaluate the faithfulness judge against FaithBench human labels",
-        description="Judge FaithBench items (stratified order, so --limit N is a stratified sample) and score the "
-        "judge and the baseline detectors stored in the data on the same items. Per-item rows are appended to "
-        "OUT/items.jsonl; rerunning with the same --out skips items already judged.",
+        help="meta-evaluate judges against human labels: FaithBench (faithfulness) or MT-Bench (pairwise votes)",
+        description="--faithbench: judge FaithBench items (stratified order, so --limit N is a stratified sample) and "
+        "score the judge and the baseline detectors stored in the data on the same items. --mtbench: judge MT-Bench "
+        "pairs (both orders) and score agreement with the expert votes beside GPT-4 and 'the longer answer wins' on "
+        "the same pairs. Per-item rows are appended to OUT/items.jsonl; rerunning with the same --out skips items "
+        "already judged.",
     )
-    j.add_argument("--faithbench", required=True, metavar="DIR", help="FaithBench folder (holds data_for_release/)")
-    j.add_argument("--limit", type=int, metavar="N", help="judge only the first N items of the stratified order")
-    j.add_argument("--batches", default="1-8", metavar="SPEC", help="batches to load, e.g. 1-8 or 1,3 (default: 1-8)")
+    source = j.add_mutually_exclusive_group(required=True)
+    source.add_argument("--faithbench", metavar="DIR", help="FaithBench folder (holds data_for_release/)")
+    source.add_argument("--mtbench", metavar="DIR", help="MT-Bench folder (human_pairs.jsonl, gpt4_pairs.jsonl, ...)")
+    j.add_argument(
+        "--limit", type=int, metavar="N", help="judge only the first N items (pairs) of the stratified order"
+    )
+    j.add_argument(
+        "--batches", default="1-8", metavar="SPEC", help="FaithBench batches, e.g. 1-8 or 1,3 (default: 1-8)"
+    )
     j.add_argument(
         "--aggregation",
         choices=("worst", "best", "majority"),
         default="worst",
-        help="how annotators' labels are pooled (default: worst, as upstream)",
+        help="FaithBench: how annotators' labels are pooled (default: worst, as upstream)",
     )
     j.add_argument(
         "--hallucinated",
         default="Questionable,Unwanted",
         metavar="LIST",
-        help="pooled classes counted as hallucinated (default: Questionable,Unwanted)",
+        help="FaithBench: pooled classes counted as hallucinated (default: Questionable,Unwanted)",
     )
     j.add_argument("--seed", type=int, default=0, help="seed of the stratified order (default: 0)")
     j.add_argument(
         "--judge",
-        choices=("faithfulness", "likelihood"),
-        default="faithfulness",
-        help="faithfulness: verdict per sentence/claim (constrained JSON); likelihood: surprisal of the summary "
-        "given the source, one forward pass, local backend only (default: faithfulness)",
+        choices=FAITHBENCH_JUDGES + MTBENCH_JUDGE_CHOICES,
+        help="FaithBench: faithfulness (verdict per sentence/claim, constrained JSON; the default) or likelihood "
+        "(surprisal of the summary given the source, local backend only). MT-Bench: pairwise (the default; one "
+        "letter per order, its probabilities kept), reference (pairwise with GPT-4's reference answer for math, "
+        "reasoning and coding) or pointwise (each answer graded 1-9 alone, two grades make the verdict)",
+    )
+    j.add_argument(
+        "--rule",
+        choices=("swap", "margin"),
+        default="swap",
+        help="MT-Bench verdict rule: swap (the paper's: both orders must agree, else tie) or margin (the "
+        "preference averaged over both orders, a tie within --tie-band) (default: swap)",
+    )
+    j.add_argument(
+        "--tie-band",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="MT-Bench, --rule margin: half-width of the tie band (log-odds for pairwise/reference, grade points "
+        "for pointwise) (default: 0)",
+    )
+    j.add_argument(
+        "--max-answer-tokens",
+        type=int,
+        default=320,
+        metavar="N",
+        help="MT-Bench: every answer (and reference) is cut to N tokens, the same for both sides (default: 320)",
+    )
+    j.add_argument(
+        "--voters",
+        choices=("expert", "all"),
+        default="expert",
+        help="MT-Bench: whose votes count (default: expert, the paper's protocol)",
     )
     _faithfulness_options(
         j,
@@ -129,7 +168,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         logprobs_use="the judge is also scored thresholded on it, leave-one-batch-out (@cv-threshold)",
     )
     j.add_argument(
-        "--out", metavar="DIR", help="output folder (default: runs/eval-judges-faithbench, -likelihood for that judge)"
+        "--out",
+        metavar="DIR",
+        help="output folder (default: runs/eval-judges-faithbench, -likelihood for that judge; "
+        "runs/eval-judges-mtbench-<judge>)",
     )
     j.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
     _llm_options(j)
@@ -179,6 +221,13 @@ def _llm(args: argparse.Namespace) -> Any:
 
 
 def run_judges(args: argparse.Namespace) -> int:
+    from rag.errors import ConfigError
+
+    if args.mtbench:
+        return run_mtbench_judges(args)
+    if args.judge not in (None, *FAITHBENCH_JUDGES):
+        raise ConfigError(f"--judge {args.judge}: FaithBench takes {' or '.join(FAITHBENCH_JUDGES)}")
+    args.judge = args.judge or "faithfulness"
     from eval.faithbench import (
         FaithfulnessJudgeLike,
         format_meta_table,
@@ -247,3 +296,50 @@ def run_pairwise(args: argparse.Namespace) -> int:
     from eval.answers import run_pairwise_command
 
     return run_pairwise_command(args, llm_factory=_llm, progress=progress_enabled())
+
+
+def run_mtbench_judges(args: argparse.Namespace) -> int:
+    from eval.judges.mtbench import MTBenchJudgeName, PairJudge, PointwiseGrader
+    from eval.mtbench import load_mtbench, stratified_sample
+    from eval.mtbench_run import RunSettings, check_rule, format_report, run_mtbench
+    from rag.errors import ConfigError
+
+    judge_name: MTBenchJudgeName = args.judge or "pairwise"
+    if judge_name not in MTBENCH_JUDGE_CHOICES:
+        raise ConfigError(f"--judge {judge_name}: MT-Bench takes {', '.join(MTBENCH_JUDGE_CHOICES)}")
+    if args.max_answer_tokens < 16:
+        raise ConfigError(f"--max-answer-tokens {args.max_answer_tokens}: must be at least 16")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: must be at least 1")
+    rule = check_rule(args.rule, args.tie_band)
+    load = load_mtbench(args.mtbench, voters=args.voters)
+    for note in load.notes:
+        print(f"note: {note}", file=sys.stderr)
+    pairs = stratified_sample(load.pairs, args.limit, seed=args.seed)
+    _, llm = _llm(args)
+    judge = (
+        PointwiseGrader(llm, max_answer_tokens=args.max_answer_tokens)
+        if judge_name == "pointwise"
+        else PairJudge(llm, reference=judge_name == "reference", max_answer_tokens=args.max_answer_tokens)
+    )
+    settings = RunSettings(judge_name, llm.name, args.max_answer_tokens, rule, args.tie_band)
+    out = Path(args.out or f"runs/eval-judges-mtbench-{judge_name}")
+    verbose = progress_enabled()
+
+    def on_item(i: int, total: int, row: dict[str, Any]) -> None:
+        if verbose or i % 10 == 0 or i == total:
+            u = row["usage"]
+            print(
+                f"[{i}/{total}] {row['key']} {row['status']} winner={row.get('winner')} {u['seconds']:.0f}s "
+                f"{u['prompt_tokens']} tok",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    metrics = run_mtbench(pairs, judge, settings=settings, out_dir=out, on_item=on_item, load=load)
+    if args.json:
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+    else:
+        print(format_report(metrics))
+        print(f"wrote {out / 'metrics.json'}, {out / 'items.jsonl'}")
+    return 0

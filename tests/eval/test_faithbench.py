@@ -28,6 +28,7 @@ from eval.faithbench import (
     load_faithbench,
     run_meta_eval,
     stratified_order,
+    work_order,
 )
 from eval.judges.base import JudgeResult
 from rag.errors import EvalDataError
@@ -134,7 +135,8 @@ def test_meta_eval_is_resumable_and_scores_baselines_on_the_same_items(shared_da
     assert report.metrics["ours"]["n"] == 7 and report.metrics["GPT-4o"]["n"] == 7
     second = CountingJudge()
     report = run_meta_eval(items, second, out_dir=tmp_path, judge_label="ours")
-    assert second.seen == [items[3].id, *[it.id for it in items[8:]]]  # the error is retried, done items skipped
+    # the error is retried, done items skipped (the work grouped by source)
+    assert second.seen == [it.id for it in work_order([items[3], *items[8:]])]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics) == {"ours", *BASELINES}
     assert all({"balanced_accuracy", "f1", "kappa", "n"} <= set(m) for m in metrics.values())
@@ -239,3 +241,36 @@ def test_meta_eval_takes_the_judges_own_call_and_keeps_judges_apart(shared_data:
     assert [r["predicted_hallucinated"] for r in report.rows] == [len(it.summary) > 300 for it in items]
     with pytest.raises(EvalDataError, match="another judge"):
         run_meta_eval(items, ProbJudge(), out_dir=tmp_path, judge_label="ours")
+
+
+def test_a_missing_baseline_prediction_drops_the_item_from_that_baseline(shared_data: Path, tmp_path: Path) -> None:
+    """Batch 14 of the full release has two items whose stored true_nli is null: the run must not abort."""
+    data = json.loads((shared_data / "faithbench" / "data_for_release" / "batch_1.json").read_text())
+    items_before = stratified_order(load_faithbench(shared_data / "faithbench", batches=(1,)))[:12]
+    nulled = {int(items_before[0].id.split("-")[1]), int(items_before[5].id.split("-")[1])}
+    for s in data["samples"]:
+        if s["sample_id"] in nulled:
+            s["metadata"]["true_nli"] = None
+    folder = tmp_path / "fb" / "data_for_release"
+    folder.mkdir(parents=True)
+    (folder / "batch_1.json").write_text(json.dumps(data))
+    items = stratified_order(load_faithbench(tmp_path / "fb", batches=(1,)))[:12]
+    assert sum("TRUE-NLI" not in it.baselines for it in items) == 2
+    report = run_meta_eval(items, CountingJudge(), out_dir=tmp_path / "out", judge_label="ours")
+    assert report.metrics["ours"]["n"] == 12 and report.metrics["GPT-4o"]["n"] == 12
+    assert report.metrics["TRUE-NLI"]["n"] == 10 and report.metrics["TRUE-NLI"]["missing_predictions"] == 2
+    assert report.summary["baseline_missing_predictions"] == {"TRUE-NLI": 2}
+    assert report.summary["judge_minus_baseline_ba"]["TRUE-NLI"]["items"] == 10
+
+
+def test_work_is_grouped_by_source_but_the_report_keeps_the_stratified_order(shared_data: Path, tmp_path: Path) -> None:
+    items = stratified_order(load_faithbench(shared_data / "faithbench", batches=(1, 2)))[:20]
+    grouped = work_order(items)
+    assert sorted(it.id for it in grouped) == sorted(it.id for it in items)
+    sources = [it.source for it in grouped]
+    assert all(sources.index(s) + sources.count(s) - 1 == len(sources) - 1 - sources[::-1].index(s) for s in sources)
+    assert len(set(sources)) < len(sources)  # the sample does share sources, so grouping matters
+    judge = CountingJudge()
+    report = run_meta_eval(items, judge, out_dir=tmp_path, judge_label="ours")
+    assert judge.seen == [it.id for it in grouped]
+    assert [r["item_id"] for r in report.rows] == [it.id for it in items]
