@@ -410,6 +410,15 @@ def judge_metrics(
         other = comparisons(judged, baseline)
         out["vs_baseline_without_ties_ci95"] = list(bootstrap_agreement(units, ties=False, other=other, seed=seed))
         out["vs_baseline_without_ties"] = agreement(units, ties=False)[0] - agreement(other, ties=False)[0]
+        # Without ties rewards abstaining: a judge that ties on all but its surest pairs is scored on those
+        # alone. The fair comparison is on the same votes: where this judge is decisive.
+        decisive = [p for p in judged if verdicts[p.key] != "tie"]
+        mine_there, theirs_there = comparisons(decisive, verdicts), comparisons(decisive, baseline)
+        out["vs_baseline_same_votes"] = agreement(mine_there, ties=False)[0] - agreement(theirs_there, ties=False)[0]
+        out["vs_baseline_same_votes_ci95"] = list(
+            bootstrap_agreement(mine_there, ties=False, other=theirs_there, seed=seed)
+        )
+        out["decisive_share"] = len(decisive) / len(judged) if judged else math.nan
     return out
 
 

@@ -250,6 +250,12 @@ def format_report(metrics: Mapping[str, Any]) -> str:
             f"{label} - longer-wins, agreement without ties: {100 * diff:+.1f} points "
             f"(95% CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f}, paired by question)"
         )
+    same, same_ci = m.get("vs_baseline_same_votes"), m.get("vs_baseline_same_votes_ci95")
+    if same is not None:
+        lines.append(
+            f"on the votes where it is decisive ({100 * m['decisive_share']:.0f}% of pairs): {100 * same:+.1f} points "
+            f"over longer-wins (95% CI {100 * same_ci[0]:+.1f} to {100 * same_ci[1]:+.1f})"
+        )
     if m.get("position_consistency") is not None:
         lines.append(
             f"position: consistent {100 * m['position_consistency']:.1f}%, first-position bias "

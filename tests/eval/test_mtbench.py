@@ -386,3 +386,17 @@ def test_cli_runs_the_suite_against_any_openai_compatible_endpoint(
     )
     assert main([*args, "--judge", "likelihood"]) == 2  # a FaithBench judge
     assert "MT-Bench takes" in capsys.readouterr().err
+
+
+def test_abstaining_does_not_buy_agreement_on_the_same_votes() -> None:
+    """A judge that ties on all but one pair wins "without ties" easily; on the votes where it is decisive it
+    is compared with the length baseline on exactly those votes."""
+    pairs = [
+        MTBenchPair(i, "c", 1, "a", "b", ("q",), ("long answer",), ("short",), votes=(Vote("expert_0", w),))
+        for i, w in enumerate(["model_a", "model_b", "model_b", "model_b"])
+    ]
+    verdicts: dict[str, Any] = {p.key: "tie" for p in pairs}
+    verdicts[pairs[0].key] = "model_a"
+    m = judge_metrics(pairs, verdicts, baseline={p.key: p.longer for p in pairs})
+    assert m["agreement_without_ties"] == 1.0 and m["vs_baseline_without_ties"] == 0.75  # longer-wins: 1/4
+    assert m["vs_baseline_same_votes"] == 0.0 and m["decisive_share"] == 0.25
