@@ -16,6 +16,7 @@ finished run without the LLM. Rules:
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -245,13 +246,13 @@ def format_report(metrics: Mapping[str, Any]) -> str:
         f"the longer answer picked in {100 * h['picks_longer']:.1f}% of decisive votes"
     )
     diff, ci = m.get("vs_baseline_without_ties"), m.get("vs_baseline_without_ties_ci95")
-    if diff is not None:
+    if diff is not None and not math.isnan(diff):
         lines.append(
             f"{label} - longer-wins, agreement without ties: {100 * diff:+.1f} points "
             f"(95% CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f}, paired by question)"
         )
     same, same_ci = m.get("vs_baseline_same_votes"), m.get("vs_baseline_same_votes_ci95")
-    if same is not None:
+    if same is not None and not math.isnan(same):
         lines.append(
             f"on the votes where it is decisive ({100 * m['decisive_share']:.0f}% of pairs): {100 * same:+.1f} points "
             f"over longer-wins (95% CI {100 * same_ci[0]:+.1f} to {100 * same_ci[1]:+.1f})"
