@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import numpy as np
@@ -53,3 +56,50 @@ class FakeEmbedder:
             for w in s.lower().replace("?", " ").split():
                 out[i, sum(map(ord, w)) % 64] += 1.0
         return out
+
+
+@contextmanager
+def chat_stub_server(
+    reply: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A loopback OpenAI-compatible ``/v1/chat/completions``: ``reply(request body)`` gives the choice's
+    ``message`` content and optionally ``logprobs``/``finish_reason``/``usage``. Yields (base_url, requests)."""
+    requests: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append(body)
+            r = reply(body)
+            choice: dict[str, Any] = {
+                "index": 0,
+                "finish_reason": r.get("finish_reason", "stop"),
+                "message": {"role": "assistant", "content": r["content"]},
+            }
+            if "logprobs" in r:
+                choice["logprobs"] = r["logprobs"]
+            out = {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [choice],
+                "usage": r.get("usage", {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70}),
+            }
+            data = json.dumps(out).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
+    finally:
+        server.shutdown()
+        server.server_close()

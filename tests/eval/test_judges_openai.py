@@ -4,9 +4,7 @@ request carries the JSON schema as ``response_format`` and the verdict comes bac
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -14,50 +12,15 @@ import pytest
 from eval.judges.faithfulness import FaithfulnessJudge
 from rag.config import LLMConfig
 from rag.llm import create_llm
+from tests.eval.judge_fakes import chat_stub_server
 
 REPLY = {"sentences": [{"verdict": "supported", "note": ""}, {"verdict": "unsupported", "note": "no 22:00"}]}
 
 
 @pytest.fixture()
 def stub_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    requests: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            requests.append(body)
-            out = {
-                "id": "x",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": json.dumps(REPLY)},
-                    }
-                ],
-                "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
-            }
-            data = json.dumps(out).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
-    finally:
-        server.shutdown()
-        server.server_close()
+    with chat_stub_server(lambda body: {"content": json.dumps(REPLY)}) as served:
+        yield served
 
 
 def test_faithfulness_judge_over_an_openai_compatible_endpoint(stub_server: tuple[str, list[dict[str, Any]]]) -> None:

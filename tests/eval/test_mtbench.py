@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +38,7 @@ from eval.mtbench import (
 )
 from eval.mtbench_run import RunSettings, row_verdict, run_mtbench
 from rag.errors import ConfigError, EvalDataError, JudgeError
-from tests.eval.judge_fakes import FakeCompletion, FakeLLM
+from tests.eval.judge_fakes import FakeCompletion, FakeLLM, chat_stub_server
 
 
 def test_stored_gpt4_verdicts_reproduce_the_published_agreement(shared_data: Path) -> None:
@@ -313,56 +311,24 @@ def test_length_baseline_never_ties_on_unequal_answers() -> None:
     assert metrics["agreement_with_ties"] == 1.0 and metrics["picks_longer"] == 1.0
 
 
+def _prefer_longer(body: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI-compatible judge that prefers whichever assistant's answer is longer, with top log-probabilities."""
+    user = body["messages"][-1]["content"]
+    first = user[user.index("Start of Assistant A") : user.index("End of Assistant A")]
+    second = user[user.index("Start of Assistant B") : user.index("End of Assistant B")]
+    letter = "A" if len(first) >= len(second) else "B"
+    top = [{"token": letter, "logprob": math.log(0.7), "bytes": None}] + [
+        {"token": t, "logprob": math.log(0.15), "bytes": None} for t in "ABC" if t != letter
+    ]
+    step = {"token": letter, "logprob": math.log(0.7), "bytes": None, "top_logprobs": top}
+    usage = {"prompt_tokens": 80, "completion_tokens": 1, "total_tokens": 81}
+    return {"content": letter, "finish_reason": "length", "logprobs": {"content": [step]}, "usage": usage}
+
+
 @pytest.fixture()
 def logprob_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """An OpenAI-compatible stub that prefers whichever assistant's answer is longer, with top log-probabilities."""
-    requests: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            requests.append(body)
-            user = body["messages"][-1]["content"]
-            first = user[user.index("Start of Assistant A") : user.index("End of Assistant A")]
-            second = user[user.index("Start of Assistant B") : user.index("End of Assistant B")]
-            letter = "A" if len(first) >= len(second) else "B"
-            top = [{"token": letter, "logprob": math.log(0.7), "bytes": None}] + [
-                {"token": t, "logprob": math.log(0.15), "bytes": None} for t in "ABC" if t != letter
-            ]
-            out = {
-                "id": "x",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "length",
-                        "message": {"role": "assistant", "content": letter},
-                        "logprobs": {
-                            "content": [{"token": letter, "logprob": math.log(0.7), "bytes": None, "top_logprobs": top}]
-                        },
-                    }
-                ],
-                "usage": {"prompt_tokens": 80, "completion_tokens": 1, "total_tokens": 81},
-            }
-            data = json.dumps(out).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
-    finally:
-        server.shutdown()
-        server.server_close()
+    with chat_stub_server(_prefer_longer) as served:
+        yield served
 
 
 def test_cli_runs_the_suite_against_any_openai_compatible_endpoint(
