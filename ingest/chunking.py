@@ -201,12 +201,13 @@ def locate(text: str, part: str, cursor: int) -> tuple[int, int] | None:
 
 
 def make_chunks(source: str, doc: CleanDocument, pieces: list[Piece]) -> list[Chunk]:
-    """Chunks with stable ids, page numbers (PDF) and the document title."""
+    """Chunks with stable ids, page numbers (PDF), the document title and whether OCR read the page."""
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
     for ordinal, piece in enumerate(pieces):
         occurrence = seen.get(piece.text, 0)
         seen[piece.text] = occurrence + 1
+        page = doc.page_at(piece.start) if doc.pages else None
         chunks.append(
             Chunk(
                 id=chunk_id(source, piece.text, occurrence),
@@ -215,9 +216,10 @@ def make_chunks(source: str, doc: CleanDocument, pieces: list[Piece]) -> list[Ch
                 ordinal=ordinal,
                 start=piece.start,
                 end=piece.end,
-                page=doc.page_at(piece.start) if doc.pages else None,
+                page=page,
                 title=doc.title,
                 heading=piece.heading,
+                ocr=page is not None and page in doc.ocr_pages,
             )
         )
     return chunks

@@ -48,7 +48,8 @@ MIN_SHARE = 0.5
 MAX_WORDS = 10
 MAX_CHARS = 80
 SENTENCE_WORDS = 4
-PAGED_KINDS = ("pdf", "pptx", "xlsx")
+PAGED_KINDS = ("pdf", "pptx", "xlsx", "image")
+SCANNED_KINDS = ("pdf", "image")  # kinds whose pages can carry running headers and footers
 
 _HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])-[ \t]*\n[ \t]*(?=[a-z])")
 _SPACES = re.compile(r"[ \t\f\v\u200b]+")
@@ -72,7 +73,8 @@ _BOILERPLATE = re.compile(r"©|\(c\)|copyright|all rights reserved", re.IGNORECA
 class CleanDocument:
     """The cleaned text; ``pages`` lists ``(start offset, page number)`` for paged formats (PDF,
     slides, sheets), empty otherwise. ``chars_loaded``/``chars_removed`` count non-whitespace
-    characters before cleaning and how many of them cleaning took away; ``notes`` come from the loader."""
+    characters before cleaning and how many of them cleaning took away; ``notes`` come from the loader;
+    ``ocr_pages`` are the page numbers whose text was read by OCR."""
 
     text: str
     pages: tuple[tuple[int, int], ...] = ()
@@ -81,6 +83,7 @@ class CleanDocument:
     chars_loaded: int = 0
     chars_removed: int = 0
     notes: tuple[str, ...] = ()
+    ocr_pages: tuple[int, ...] = ()
 
     def page_at(self, offset: int) -> int | None:
         page = None
@@ -224,7 +227,7 @@ def _strip_edges(lines: Sequence[str], running: RunningLines) -> StrippedPage:
 def clean_document(doc: LoadedDocument) -> CleanDocument:
     """Clean every page, drop empty ones and join them with blank lines, remembering page starts.
 
-    Furniture is removed from PDF pages only; slides and sheets (one page each) keep every line.
+    Furniture is removed from PDF pages and image frames only; slides and sheets keep every line.
     """
     normalized = [normalize_unicode(page) for page in doc.pages]
     loaded = sum(visible_chars(page) for page in normalized)
@@ -232,11 +235,11 @@ def clean_document(doc: LoadedDocument) -> CleanDocument:
         text = repair_whitespace(dehyphenate("\n\n".join(normalized)))
         removed = max(0, loaded - visible_chars(text))
         return CleanDocument(text, (), doc.title, doc.markdown, loaded, removed, doc.notes)
-    if doc.kind == "pdf":
+    if doc.kind in SCANNED_KINDS:
         normalized = strip_page_furniture(normalized)
     text, starts = _join_pages(normalized)
     removed = max(0, loaded - visible_chars(text))
-    return CleanDocument(text, starts, doc.title, doc.markdown, loaded, removed, doc.notes)
+    return CleanDocument(text, starts, doc.title, doc.markdown, loaded, removed, doc.notes, doc.ocr_pages)
 
 
 def _join_pages(pages: list[str]) -> tuple[str, tuple[tuple[int, int], ...]]:

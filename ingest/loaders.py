@@ -2,7 +2,8 @@
 
 Every loader raises :class:`rag.errors.DocumentError` with a one-line reason when the file cannot be
 read (corrupt, truncated or encrypted PDF or Office file, binary content in a text file, no text at
-all). The Office loaders (``.docx``, ``.pptx``, ``.xlsx``) live in :mod:`ingest.office`.
+all). The Office loaders (``.docx``, ``.pptx``, ``.xlsx``) live in :mod:`ingest.office`; OCR of PDF
+pages without a text layer and of image files (``.png``, ``.jpg``, ``.tiff``) in :mod:`ingest.ocr`.
 """
 
 from __future__ import annotations
@@ -12,23 +13,28 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rag.errors import DocumentError
 
-DocumentKind = Literal["pdf", "text", "markdown", "html", "docx", "pptx", "xlsx"]
+if TYPE_CHECKING:
+    from ingest.ocr import OcrReader
+
+DocumentKind = Literal["pdf", "text", "markdown", "html", "docx", "pptx", "xlsx", "image"]
 MARKDOWN_KINDS: tuple[DocumentKind, ...] = ("markdown", "html", "docx", "pptx", "xlsx")
 
 
 @dataclass(frozen=True)
 class LoadedDocument:
     """Raw text per page (one page for a PDF page, a slide or a sheet; one page for other files);
-    ``markdown`` means headings are ``#`` lines. ``notes`` say what the loader left out and why."""
+    ``markdown`` means headings are ``#`` lines. ``notes`` say what the loader left out and why;
+    ``ocr_pages`` are the 1-based numbers of the pages whose text was read by OCR."""
 
     kind: DocumentKind
     pages: list[str]
     title: str | None = None
     notes: tuple[str, ...] = ()
+    ocr_pages: tuple[int, ...] = ()
 
     @property
     def markdown(self) -> bool:
@@ -36,11 +42,14 @@ class LoadedDocument:
 
 
 Loader = Callable[[Path, bytes], LoadedDocument]
+OcrLoader = Callable[[Path, bytes, "OcrReader | None"], LoadedDocument]
 
 
-def load_document(path: Path, data: bytes) -> LoadedDocument:
-    """Dispatch on the file suffix (case-insensitive)."""
+def load_document(path: Path, data: bytes, *, ocr: OcrReader | None = None) -> LoadedDocument:
+    """Dispatch on the file suffix (case-insensitive). PDFs and images are read with ``ocr`` (None: no OCR)."""
     suffix = path.suffix.lower()
+    if suffix in OCR_LOADERS:
+        return OCR_LOADERS[suffix](path, data, ocr)
     loader = LOADERS.get(suffix)
     if loader is None:
         raise DocumentError(path, f"unsupported file type {suffix!r}")
@@ -126,8 +135,9 @@ def load_html(path: Path, data: bytes) -> LoadedDocument:
 # --- PDF ------------------------------------------------------------------------------------------
 
 
-def load_pdf(path: Path, data: bytes) -> LoadedDocument:
-    """Text page by page with pypdf; encrypted, truncated and corrupt files are refused."""
+def load_pdf(path: Path, data: bytes, ocr: OcrReader | None = None) -> LoadedDocument:
+    """Text page by page with pypdf; encrypted, truncated and corrupt files are refused. Pages without a
+    text layer are read by ``ocr`` (:meth:`ingest.ocr.OcrReader.read_pdf`)."""
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
@@ -151,9 +161,16 @@ def load_pdf(path: Path, data: bytes) -> LoadedDocument:
         raise DocumentError(path, f"corrupt PDF ({type(e).__name__}: {e})") from e
     if not pages:
         raise DocumentError(path, "PDF has no pages")
+    ocr_pages: tuple[int, ...] = ()
+    notes: tuple[str, ...] = ()
+    if ocr is not None:
+        read = ocr.read_pdf(path, data, pages)
+        pages, ocr_pages, notes = read.pages, read.ocr_pages, read.notes
     if not any(p.strip() for p in pages):
-        raise DocumentError(path, "PDF has no extractable text (scanned images or empty pages)")
-    return LoadedDocument("pdf", pages, title)
+        from ingest.ocr import no_text_reason
+
+        raise DocumentError(path, no_text_reason(ocr, len(pages)))
+    return LoadedDocument("pdf", pages, title, notes, ocr_pages)
 
 
 def _try_empty_password(reader: object) -> bool:
@@ -192,6 +209,22 @@ def load_xlsx(path: Path, data: bytes) -> LoadedDocument:
 
     return load(path, data)
 
+
+def load_image(path: Path, data: bytes, ocr: OcrReader | None = None) -> LoadedDocument:
+    """An image file read by OCR, one page per frame (:meth:`ingest.ocr.OcrReader.read_image`)."""
+    if ocr is None or ocr.mode == "off":
+        raise DocumentError(path, "an image file is read by OCR, and ingest.ocr is off")
+    return ocr.read_image(path, data)
+
+
+OCR_LOADERS: dict[str, OcrLoader] = {
+    ".pdf": load_pdf,
+    ".png": load_image,
+    ".jpg": load_image,
+    ".jpeg": load_image,
+    ".tif": load_image,
+    ".tiff": load_image,
+}
 
 LOADERS: dict[str, Loader] = {
     ".pdf": load_pdf,

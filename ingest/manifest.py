@@ -25,6 +25,10 @@ PACKAGES = (
     "python-docx",
     "python-pptx",
     "openpyxl",
+    "rapidocr-onnxruntime",
+    "onnxruntime",
+    "pypdfium2",
+    "pillow",
 )
 
 

@@ -12,9 +12,16 @@ Every loader returns Markdown, so the heading-aware splitter sees the structure:
   ``MAX_SHEET_CELLS`` cells; the rest is left out with a note.
 
 A file that is not a zip package (an encrypted/password-protected file is an OLE container, as are
-the old binary formats), a corrupt package, one that would unpack to more than
-``MAX_UNPACKED_BYTES``, one of the wrong content type (e.g. macro-enabled) or one without text
-raises :class:`rag.errors.DocumentError` naming the reason.
+the old binary formats), a corrupt package, a zip bomb, one of the wrong content type (e.g.
+macro-enabled) or one without text raises :class:`rag.errors.DocumentError` naming the reason.
+
+Zip bombs are refused from the zip's directory, before anything is inflated (:func:`check_zip_bomb`):
+the declared sizes of all members, and of the members of zips inside it (an embedded workbook, say,
+``MAX_NESTING`` levels deep), must add up to at most ``MAX_UNPACKED_BYTES``; no member over
+``RATIO_MIN_BYTES`` may inflate more than ``MAX_RATIO`` times (real Office XML: 5-15x; deflate's
+ceiling: ~1,030x); at most ``MAX_MEMBERS`` members. Python's ``zipfile`` never inflates a member past
+its declared size (it stops there and fails the CRC), so the declared sizes bound what the parsers see;
+the loader process's memory cap (:mod:`ingest.isolate`) is the second line of defence.
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +37,12 @@ from ingest.loaders import LoadedDocument
 from rag.errors import DocumentError
 
 MAX_UNPACKED_BYTES = 1_000_000_000
+MAX_RATIO = 200
+RATIO_MIN_BYTES = 10_000_000
+MAX_MEMBERS = 10_000
+MAX_NESTING = 2
+MAX_NESTED_READ_BYTES = 100_000_000  # a nested zip larger than this is not opened (its own size still counts)
+_ZIP_MAGIC = b"PK\x03\x04"
 MAX_SHEET_CELLS = 50_000
 MAX_HEADING_LEVEL = 6
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -52,18 +64,72 @@ def check_package(path: Path, data: bytes, kind: OfficeKind) -> None:
         raise DocumentError(path, f"old binary Office format, not a .{kind} package; save it as .{kind}")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
+            check_zip_bomb(path, archive, packed=len(data))
             types = archive.read(_CONTENT_TYPES) if _CONTENT_TYPES in archive.namelist() else None
-    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError, zlib.error) as e:
+    except DocumentError:
+        raise
+    except Exception as e:  # zipfile raises many kinds on a damaged directory (BadZipFile, struct, Unicode, ...)
         raise DocumentError(path, f"corrupt {label}: not a readable zip package ({e})") from e
-    if unpacked > MAX_UNPACKED_BYTES:
-        raise DocumentError(
-            path, f"{label} unpacks to {unpacked / 1e6:,.0f} MB, over the {MAX_UNPACKED_BYTES / 1e6:,.0f} MB limit"
-        )
     if types is None:
         raise DocumentError(path, f"not a {label}: the zip package has no {_CONTENT_TYPES}")
     if b"macroEnabled.main+xml" in types:
         raise DocumentError(path, f"macro-enabled file, not a plain {label}; save it as a .{kind} without macros")
+
+
+def check_zip_bomb(path: Path, archive: zipfile.ZipFile, *, packed: int) -> int:
+    """The declared unpacked size of ``archive`` with its nested zips; a zip bomb raises :class:`DocumentError`."""
+    members = archive.infolist()
+    if len(members) > MAX_MEMBERS:
+        raise DocumentError(path, f"zip bomb: {len(members):,} members (limit {MAX_MEMBERS:,})")
+    total = _unpacked_size(path, archive, members, depth=0)
+    if total > MAX_UNPACKED_BYTES:
+        raise DocumentError(
+            path, f"zip bomb: {_size(total)} uncompressed from {_size(packed)} (limit {_size(MAX_UNPACKED_BYTES)})"
+        )
+    return total
+
+
+def _unpacked_size(path: Path, archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], *, depth: int) -> int:
+    total = 0
+    for info in members:
+        total += info.file_size
+        if info.file_size > RATIO_MIN_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise DocumentError(
+                path,
+                f"zip bomb: {info.filename} inflates {info.file_size / max(info.compress_size, 1):,.0f}x "
+                f"({_size(info.file_size)} uncompressed from {_size(info.compress_size)})",
+            )
+        if total > MAX_UNPACKED_BYTES:
+            return total
+        total += _nested_size(path, archive, info, depth=depth)
+    return total
+
+
+def _nested_size(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, depth: int) -> int:
+    """The declared size of a zip stored inside the package (0 for other members and unreadable zips)."""
+    if info.file_size > MAX_NESTED_READ_BYTES or info.file_size < len(_ZIP_MAGIC) or info.filename.endswith("/"):
+        return 0
+    with archive.open(info) as member:
+        if member.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
+            return 0
+    if depth >= MAX_NESTING:
+        raise DocumentError(path, f"zip bomb: zips nested more than {MAX_NESTING} deep ({info.filename})")
+    try:
+        inner = zipfile.ZipFile(io.BytesIO(archive.read(info)))
+    except Exception:
+        return 0  # a corrupt embedded object: the loaders never unpack it
+    with inner:
+        members = inner.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise DocumentError(path, f"zip bomb: {info.filename} has {len(members):,} members")
+        return _unpacked_size(path, inner, members, depth=depth + 1)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n:,} bytes"
 
 
 def _parse_error(path: Path, kind: OfficeKind, e: Exception) -> DocumentError:

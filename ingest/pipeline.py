@@ -2,8 +2,10 @@
 
 Stages: discover → read + load + clean → chunk → embed (new or changed documents only) → BM25 →
 FAISS → write a new generation → publish. Unchanged documents (same content hash, same chunking
-and embedding model) keep their stored chunks and embeddings. The stored index is only replaced at
-the very end, under the index lock; ``strict`` aborts before anything is written.
+and embedding model) keep their stored chunks and embeddings; a chunk of a new or changed document
+whose text is already stored (a renamed file, the untouched part of an edited one) reuses its
+vector. The stored index is only replaced at the very end, under the index lock; ``strict`` aborts
+before anything is written.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import numpy as np
 from ingest import store
 from ingest.bm25 import BM25Tokenizer, build_matrix
 from ingest.chunking import CHUNKER_VERSION, Chunker, effective_chunk_tokens, make_chunks
-from ingest.clean import CleanDocument, clean_document, clean_text, normalize_unicode, visible_chars
-from ingest.loaders import load_document
+from ingest.clean import CleanDocument, clean_text, normalize_unicode, visible_chars
+from ingest.isolate import FileLoader
+from ingest.loaders import OCR_LOADERS
 from ingest.lock import index_lock
 from ingest.manifest import build_manifest, chunking_params
+from ingest.ocr import ocr_settings
 from ingest.report import IngestReport, nothing_message, strict_message
 from ingest.sources import (
     BeirDocument,
@@ -36,10 +40,10 @@ from ingest.sources import (
     sha256_bytes,
 )
 from rag.config import PipelineConfig, to_dict
-from rag.errors import DocumentError, IndexNotFoundError, IndexVersionError, IngestError
+from rag.errors import ConfigError, DocumentError, IndexNotFoundError, IndexVersionError, IngestError
 from rag.types import Chunk
 
-__all__ = ["IngestReport", "ingest"]
+__all__ = ["IngestReport", "ingest", "load_models"]
 
 Status = Literal["added", "updated", "unchanged"]
 CLEANING_NOTE_SHARE = 0.2  # a note when cleaning removes more than this share of a document's characters
@@ -58,6 +62,7 @@ class Prepared:
     chars_loaded: int | None = None
     chars_removed: int | None = None
     notes: tuple[str, ...] = ()
+    ocr: dict[str, Any] | None = None  # the OCR settings a PDF or image file was read with (manifest)
 
     @property
     def cleaning(self) -> dict[str, int] | None:
@@ -116,6 +121,12 @@ class _Models:
     @property
     def effective_tokens(self) -> int:
         return effective_chunk_tokens(self.config.chunking, self.embedder.max_seq_length)
+
+
+def load_models(config: PipelineConfig, *, progress: bool = False) -> None:
+    """Load the embedding model now rather than at the first changed document; it stays loaded for
+    the process (``rag.models.load_embedder`` is cached), so every later :func:`ingest` reuses it."""
+    _Models(config, progress=progress).embedder  # noqa: B018 - loading is the point
 
 
 def _quiet_model_loading() -> None:
@@ -208,23 +219,29 @@ def _prepare_all(
     progress: bool,
 ) -> list[Prepared]:
     prepared: list[Prepared] = []
-    for item in _progress(items, progress, "files"):
-        result: Prepared | None
-        try:
-            result = _prepare(item, previous, models, timer, max_bytes=int(models.config.ingest.max_file_mb * 1e6))
-        except DocumentError as e:
-            report.failed.append((e.path, e.reason))
-            result = _keep_stored(item, previous, report)
-        except Exception as e:
-            where = str(item.path) if isinstance(item, SourceFile) else item.source
-            report.failed.append((where, f"unexpected {type(e).__name__}: {e}"))
-            result = _keep_stored(item, previous, report)
-        if result is None:
-            continue
-        prepared.append(result)
-        setattr(report, result.status, getattr(report, result.status) + 1)
-        report.notes.extend(f"{result.source}: {note}" for note in result.notes)
-        _report_cleaning(result, report)
+    max_bytes = int(models.config.ingest.max_file_mb * 1e6)
+    with FileLoader(models.config.ingest, progress=progress) as loader:
+        for item in _progress(items, progress, "files"):
+            result: Prepared | None
+            try:
+                result = _prepare(item, previous, models, timer, loader, max_bytes=max_bytes)
+            except DocumentError as e:
+                report.failed.append((e.path, e.reason))
+                result = _keep_stored(item, previous, report)
+            except (ConfigError, IngestError):
+                raise  # the loader process cannot start: no file could be read
+            except Exception as e:
+                where = str(item.path) if isinstance(item, SourceFile) else item.source
+                report.failed.append((where, f"unexpected {type(e).__name__}: {e}"))
+                result = _keep_stored(item, previous, report)
+            if isinstance(item, SourceFile) and str(item.path) in loader.stats:
+                report.loading[item.source] = loader.stats[str(item.path)].to_dict()
+            if result is None:
+                continue
+            prepared.append(result)
+            setattr(report, result.status, getattr(report, result.status) + 1)
+            report.notes.extend(f"{result.source}: {note}" for note in result.notes)
+            _report_cleaning(result, report)
     return prepared
 
 
@@ -249,6 +266,7 @@ def _keep_stored(item: Any, previous: Previous | None, report: IngestReport) -> 
         rows,
         old.get("chars_loaded"),
         old.get("chars_removed"),
+        ocr=old.get("ocr"),
     )
 
 
@@ -266,7 +284,9 @@ def _report_cleaning(result: Prepared, report: IngestReport) -> None:
         )
 
 
-def _prepare(item: Any, previous: Previous | None, models: _Models, timer: _Timer, *, max_bytes: int) -> Prepared:
+def _prepare(
+    item: Any, previous: Previous | None, models: _Models, timer: _Timer, loader: FileLoader, *, max_bytes: int
+) -> Prepared:
     with timer("load"):
         if isinstance(item, BeirDocument):
             sha, size, data = item.content_hash, len(item.text), None
@@ -274,14 +294,15 @@ def _prepare(item: Any, previous: Previous | None, models: _Models, timer: _Time
             data = read_bytes(item.path, max_bytes=max_bytes)
             sha, size = sha256_bytes(data), len(data)
     old = previous.files.get(item.source) if previous else None
-    if previous is not None and old is not None and previous.reusable and old["sha256"] == sha:
+    ocr = _ocr_key(item, models.config)
+    same = old is not None and old["sha256"] == sha and old.get("ocr") == ocr
+    if previous is not None and old is not None and previous.reusable and same:
         rows = previous.rows.get(item.source, [])
         chunks = [previous.index.chunks[r] for r in rows]
-        return Prepared(
-            item.source, sha, size, "unchanged", chunks, rows, old.get("chars_loaded"), old.get("chars_removed")
-        )
+        loaded, removed = old.get("chars_loaded"), old.get("chars_removed")
+        return Prepared(item.source, sha, size, "unchanged", chunks, rows, loaded, removed, ocr=ocr)
     with timer("load"):
-        doc = _clean(item, data)
+        doc = _clean(item, data, loader)
     with timer("model"):
         chunker = models.chunker
     with timer("chunk"):
@@ -289,16 +310,26 @@ def _prepare(item: Any, previous: Previous | None, models: _Models, timer: _Time
     if not chunks:
         raise DocumentError(getattr(item, "path", item.source), "no text left after cleaning")
     status: Status = "updated" if old is not None else "added"
-    return Prepared(item.source, sha, size, status, chunks, None, doc.chars_loaded, doc.chars_removed, doc.notes)
+    return Prepared(
+        item.source, sha, size, status, chunks, None, doc.chars_loaded, doc.chars_removed, doc.notes, ocr=ocr
+    )
 
 
-def _clean(item: Any, data: bytes | None) -> CleanDocument:
+def _ocr_key(item: Any, config: PipelineConfig) -> dict[str, Any] | None:
+    """The OCR settings that shape a PDF's or image's text (None for other files): a file stored with other
+    settings is read again, so changing ``ingest.ocr`` or ``ingest.ocr_dpi`` re-reads only those files."""
+    if not isinstance(item, SourceFile) or item.path.suffix.lower() not in OCR_LOADERS:
+        return None
+    return ocr_settings(config.ingest)
+
+
+def _clean(item: Any, data: bytes | None, loader: FileLoader) -> CleanDocument:
     if isinstance(item, BeirDocument):
         text = f"{item.title}\n\n{item.text}" if item.title.strip() else item.text
         cleaned = clean_text(text)
         loaded = visible_chars(normalize_unicode(text))
         return CleanDocument(cleaned, (), item.title or None, False, loaded, max(0, loaded - visible_chars(cleaned)))
-    doc = clean_document(load_document(item.path, data or b""))
+    doc = loader.load(item.path, data or b"")  # parsed and cleaned in the worker process (ingest/isolate.py)
     if not doc.text.strip():
         raise DocumentError(item.path, "no text left after cleaning")
     return doc if doc.title else replace(doc, title=Path(item.source).stem)
@@ -352,9 +383,11 @@ def _build_and_write(
 def _embeddings(
     prepared: list[Prepared], previous: Previous | None, models: _Models, config: PipelineConfig, progress: bool
 ) -> tuple[np.ndarray, int]:
-    """All rows' vectors: stored ones for unchanged documents, freshly embedded ones for the rest."""
+    """All rows' vectors: stored ones for unchanged documents and for chunk texts already stored (the
+    vector depends on the text alone), freshly embedded ones for the rest."""
     from ingest.embed import embed_texts
 
+    stored_by_text = _stored_rows_by_text(previous)
     new_rows: list[int] = []
     new_texts: list[str] = []
     old_rows: list[int] = []
@@ -365,8 +398,14 @@ def _embeddings(
             old_rows.extend(range(row, row + len(p.chunks)))
             stored_rows.extend(p.reuse_rows)
         else:
-            new_rows.extend(range(row, row + len(p.chunks)))
-            new_texts.extend(c.text for c in p.chunks)
+            for offset, chunk in enumerate(p.chunks):
+                stored = stored_by_text.get(chunk.text)
+                if stored is None:
+                    new_rows.append(row + offset)
+                    new_texts.append(chunk.text)
+                else:
+                    old_rows.append(row + offset)
+                    stored_rows.append(stored)
         row += len(p.chunks)
     if new_rows:
         new = embed_texts(models.embedder, new_texts, batch_size=config.embedding.batch_size, progress=progress)
@@ -380,6 +419,16 @@ def _embeddings(
     if old_rows and previous is not None:
         embeddings[old_rows] = previous.index.embeddings[stored_rows]
     return embeddings, len(new_rows)
+
+
+def _stored_rows_by_text(previous: Previous | None) -> dict[str, int]:
+    """The first stored row of each chunk text, when the stored vectors were made the way new ones would be."""
+    if previous is None or not previous.reusable:
+        return {}
+    rows: dict[str, int] = {}
+    for row, chunk in enumerate(previous.index.chunks):
+        rows.setdefault(chunk.text, row)
+    return rows
 
 
 def _manifest(
@@ -408,7 +457,14 @@ def _manifest(
     }
     kind = "beir" if is_beir_corpus(root) else ("file" if root.is_file() else "folder")
     files = {
-        p.source: {"sha256": p.sha256, "bytes": p.size, "chunks": len(p.chunks), **(p.cleaning or {})} for p in prepared
+        p.source: {
+            "sha256": p.sha256,
+            "bytes": p.size,
+            "chunks": len(p.chunks),
+            **(p.cleaning or {}),
+            **({"ocr": p.ocr} if p.ocr else {}),
+        }
+        for p in prepared
     }
     return build_manifest(
         format_version=store.FORMAT_VERSION,

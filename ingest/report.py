@@ -18,6 +18,8 @@ class IngestReport:
     ``cleaning`` maps each stored document's source to ``{"chars_loaded", "chars_removed"}``: the
     non-whitespace characters the loader produced and how many of them cleaning removed (page
     numbers, running headers/footers). ``notes`` name every document that lost more than 20 %.
+    ``loading`` maps each file that was read to ``{"seconds"}`` it took to parse and clean and, when it
+    was loaded in the worker process (:mod:`ingest.isolate`), the worker's ``"peak_mb"`` meanwhile.
     """
 
     added: int = 0
@@ -33,6 +35,7 @@ class IngestReport:
     written: bool = False
     notes: list[str] = field(default_factory=list)
     cleaning: dict[str, dict[str, int]] = field(default_factory=dict)
+    loading: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def documents(self) -> int:

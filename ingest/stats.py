@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ingest.store import disk_usage, open_index
+from ingest.store import Index, disk_usage, open_index
 
 
 def index_stats(path: str | Path) -> dict[str, Any]:
     """Documents, chunks, vocabulary, dimension, bytes on disk and the models that built the index."""
-    index = open_index(path)
+    return stats_of(open_index(path))
+
+
+def stats_of(index: Index) -> dict[str, Any]:
+    """:func:`index_stats` of an index already loaded (``rag serve`` holds one)."""
     manifest = index.manifest
     return {
         "index": str(index.path),

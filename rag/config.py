@@ -26,6 +26,7 @@ DenseIndexKind = Literal["flat", "hnsw"]
 Ordering = Literal["lost_in_the_middle", "rank", "reverse"]
 LLMBackend = Literal["llama_cpp", "openai"]
 AnswerContext = Literal["sentences", "passages"]
+OcrMode = Literal["auto", "off", "always"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,25 @@ class DenseIndexConfig:
 class IngestConfig:
     extensions: tuple[str, ...] = (".pdf", ".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pptx", ".xlsx")
     max_file_mb: float = 200.0
+    # OCR (ingest/ocr.py) of PDF pages without a text layer and of image files listed in extensions
+    # (.png .jpg .jpeg .tif .tiff): auto = pages with (almost) no text layer, always = every page, off = none
+    ocr: OcrMode = "auto"
+    ocr_dpi: int = 300  # render resolution for OCR, capped at 2000 px on a page's long side
+    # each file is parsed and cleaned in a worker process (ingest/isolate.py): stopped after file_timeout_s
+    # (OCR included: 600 s is ~120 pages at 300 dpi on 2 cores), its address space capped at max_file_memory_mb;
+    # 0 turns a limit off, both 0 load in-process
+    file_timeout_s: float = 600.0
+    max_file_memory_mb: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.file_timeout_s < 0:
+            raise ConfigError(f"ingest.file_timeout_s must not be negative (0: no limit), got {self.file_timeout_s}")
+        if self.max_file_memory_mb < 0:
+            raise ConfigError(
+                f"ingest.max_file_memory_mb must not be negative (0: no cap), got {self.max_file_memory_mb}"
+            )
+        if not 72 <= self.ocr_dpi <= 600:
+            raise ConfigError(f"ingest.ocr_dpi must be between 72 and 600, got {self.ocr_dpi}")
 
 
 @dataclass(frozen=True)
@@ -177,6 +197,57 @@ class LLMConfig:
 
 
 @dataclass(frozen=True)
+class FollowupConfig:
+    """Conversation memory (``rag chat``, ``rag serve``; :mod:`rag.followup`). With history, a question that
+    looks like a follow-up (a pronoun, an opening "and ...", no topic words) is rewritten by the LLM into a
+    standalone search query when ``rewrite`` is on (at most ``rewrite_tokens``); the answer prompt gets the
+    original question after the last ``history_turns`` turns, at most ``history_tokens`` LLM tokens of them."""
+
+    rewrite: bool = True
+    history_turns: int = 3
+    history_tokens: int = 200
+    rewrite_tokens: int = 48
+
+    def __post_init__(self) -> None:
+        for name in ("history_turns", "history_tokens"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"followup.{name} must not be negative, got {getattr(self, name)}")
+        if self.rewrite_tokens < 1:
+            raise ConfigError(f"followup.rewrite_tokens must be at least 1, got {self.rewrite_tokens}")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """``rag serve`` (:mod:`rag.serve`). One answer is generated at a time; ``max_queue`` more may wait (a
+    full queue answers 429); ``request_timeout_s`` bounds waiting plus answering; ``api_key_env`` names the
+    environment variable holding the bearer token (null: no auth); ``cors_origins`` empty: CORS off;
+    ``reports_dir``: where the page looks for ``*/report.html`` of ``rag eval`` runs."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key_env: str | None = None
+    model_name: str = "ragtrail"
+    max_queue: int = 4
+    request_timeout_s: float = 120.0
+    max_body_bytes: int = 1_000_000
+    max_search_k: int = 100
+    search_workers: int = 2
+    cors_origins: tuple[str, ...] = ()
+    reports_dir: str = "runs"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"serve.port must be between 0 and 65535, got {self.port}")
+        for name in ("max_body_bytes", "max_search_k", "search_workers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"serve.{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_queue < 0:
+            raise ConfigError(f"serve.max_queue must not be negative, got {self.max_queue}")
+        if self.request_timeout_s <= 0:
+            raise ConfigError(f"serve.request_timeout_s must be positive, got {self.request_timeout_s}")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     index_dir: str = DEFAULT_INDEX_DIR
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
@@ -189,6 +260,8 @@ class PipelineConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     answer: AnswerConfig = field(default_factory=AnswerConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
+    followup: FollowupConfig = field(default_factory=FollowupConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

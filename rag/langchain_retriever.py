@@ -27,6 +27,7 @@ def hit_to_document(hit: Hit) -> Document:
         "id": c.id,
         "source": c.source,
         "page": c.page,
+        "ocr": c.ocr,
         "title": c.title,
         "heading": c.heading,
         "start": c.start,

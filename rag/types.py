@@ -13,7 +13,8 @@ class Chunk:
     ``source`` is the document's path relative to the ingested folder (POSIX separators) or, for a
     BEIR corpus, the document id. ``start``/``end`` are character offsets into the cleaned document
     text; ``page`` is 1-based for PDFs and ``None`` otherwise; ``heading`` is the Markdown/HTML
-    heading path ("Intro > Setup") the chunk falls under.
+    heading path ("Intro > Setup") the chunk falls under; ``ocr`` is true when the chunk's page was read
+    by OCR (a scanned PDF page or an image file), so its text may hold recognition errors.
     """
 
     id: str
@@ -25,6 +26,7 @@ class Chunk:
     page: int | None = None
     title: str | None = None
     heading: str | None = None
+    ocr: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,6 +39,7 @@ class Chunk:
             "page": self.page,
             "title": self.title,
             "heading": self.heading,
+            "ocr": self.ocr,
         }
 
     @classmethod
