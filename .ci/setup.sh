@@ -42,6 +42,14 @@ reinstall_llama() {  # pip's wheel cache does not know CMAKE_ARGS: build afresh
   CMAKE_ARGS="$1" .venv/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir "$LLAMA"
 }
 
+# The browser test (tests/rag/test_serve_browser.py) drives Debian's Chromium with Playwright, whose own browser
+# download is not reachable here: install it when it is missing and this is root on a Debian-like system.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; } \
+    || echo "setup: could not install chromium; the browser test needs it (apt-get install -y chromium)" >&2
+fi
+
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0

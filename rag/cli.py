@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "rag.commands.ingest",
     "rag.commands.query",
     "rag.commands.reranker",
+    "rag.commands.serve",
 )
 EVAL_COMMAND_MODULES = (
     "rag.commands.eval_retrieval",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from rag.citations import Citations, check_citations, is_not_in_documents, parse
 from rag.config import PipelineConfig, RetrievalMode, load_config
 from rag.errors import ModelError
 from rag.evidence import Evidence, Idf, index_idf, select_evidence
+from rag.followup import FollowUp, conversation, plan_query
 from rag.prompt import NOT_IN_DOCUMENTS, Prompt, build_excerpt_prompt, build_prompt, trim_to_tokens
 from rag.rerank import Reranker, RerankStatus, load_reranker
 from rag.results import Answer, SearchResult, Source
@@ -38,7 +39,7 @@ from rag.retrieval import (
 from rag.types import Hit
 
 if TYPE_CHECKING:
-    from rag.llm import LLM
+    from rag.llm import LLM, Message
 
 __all__ = ["Answer", "Pipeline", "SearchResult", "Source"]  # the result types live in rag.results
 
@@ -93,6 +94,16 @@ class Pipeline:
             config = load_config(config)
         index = open_index(Path(index_dir if index_dir is not None else config.index_dir))
         return cls(config, index, llm=llm, reranker=reranker)
+
+    def with_index(self, index: SearchIndex) -> Pipeline:
+        """This pipeline (config, LLM, reranker and, for the same embedding model, query encoder) over another
+        index, e.g. a new generation written by ``rag ingest``; nothing is loaded again."""
+        same_model = index.embedding_model == self.index.embedding_model
+        encoder = self.retrievers["dense"].encoder if same_model else None  # type: ignore[attr-defined]
+        other = Pipeline(self.config, index, llm=self._llm, reranker=None, encoder=encoder)
+        other.reranker, other.rerank_status = self.reranker, self.rerank_status
+        other._llm_ready = self._llm_ready
+        return other
 
     @property
     def llm(self) -> LLM:
@@ -156,13 +167,44 @@ class Pipeline:
             timings=timings,
         )
 
-    def build_prompt(self, question: str, hits: Sequence[Hit], *, top_k: int | None = None) -> Prompt:
+    def build_prompt(
+        self, question: str, hits: Sequence[Hit], *, top_k: int | None = None, history: Sequence[Message] = ()
+    ) -> Prompt:
         config = self.config.prompt
         if top_k is not None:
             config = replace(config, top_k=top_k)
         llm = self.llm
         return build_prompt(
-            question, hits, config=config, count_tokens=llm.count_tokens, context_window=llm.context_window
+            question,
+            hits,
+            config=config,
+            count_tokens=llm.count_tokens,
+            context_window=llm.context_window,
+            history=history,
+        )
+
+    def conversation(self, history: Sequence[Message]) -> list[Message]:
+        """The earlier turns an answer prompt sees (``followup.history_turns`` and ``history_tokens``)."""
+        config = self.config.followup
+        return conversation(
+            history,
+            max_turns=config.history_turns,
+            max_tokens=config.history_tokens,
+            count_tokens=self.llm.count_tokens,
+        )
+
+    def plan_query(self, question: str, history: Sequence[Message]) -> FollowUp:
+        """What to search for ``question`` after ``history``: a follow-up rewritten into a standalone question
+        by the LLM (:mod:`rag.followup`), else the question as asked."""
+        turns = self.conversation(history)
+        llm_config = self.config.llm
+        return plan_query(
+            question,
+            turns,
+            llm=self.llm,
+            config=self.config.followup,
+            temperature=llm_config.temperature,
+            seed=llm_config.seed,
         )
 
     def prepare_question(self, question: str) -> tuple[str, list[str]]:
@@ -188,10 +230,13 @@ class Pipeline:
         rerank: bool | None = None,
         filters: Filters | None = None,
         on_token: Callable[[str], None] | None = None,
+        history: Sequence[Message] | None = None,
     ) -> Answer:
         """Answer ``question`` from the index with [n] citations, or decline. ``on_token`` receives the answer
         as it streams; without it the answer is generated in one call. ``top_k``: passages retrieved
-        (default: ``answer.candidates`` for sentence context, ``prompt.top_k`` for passage context)."""
+        (default: ``answer.candidates`` for sentence context, ``prompt.top_k`` for passage context).
+        ``history``: the conversation so far (``{"role", "content"}`` messages); a follow-up is searched for
+        as a standalone question and answered as asked, after the earlier turns (:mod:`rag.followup`)."""
         start = time.perf_counter()
         timings: dict[str, float] = {}
         if not self._llm_ready:  # the tokenizer comes with the model: load it outside the other timings
@@ -199,23 +244,33 @@ class Pipeline:
                 self.llm.count_tokens("")
             self._llm_ready = True
         question, notes = self.prepare_question(question)
+        turns = self.conversation(history) if history else []
+        followup: FollowUp | None = None
+        if turns:
+            with timed(timings, "rewrite"):
+                followup = self.plan_query(question, turns)
+            if followup.note:
+                notes = [*notes, followup.note]
+        query = followup.query if followup is not None else question
         sentences = self.config.answer.context == "sentences"
         if top_k is None:
             top_k = self.config.answer.candidates if sentences else self.config.prompt.top_k
-        found = self.search(question, k=top_k, mode=mode, rerank=rerank, filters=filters)
+        found = self.search(query, k=top_k, mode=mode, rerank=rerank, filters=filters)
         timings.update({k: v for k, v in found.timings.items() if k != "total"})
+        asked = _Asked(question, query, followup, notes)
         if not sentences:
             with timed(timings, "prompt"):
-                prompt = self.build_prompt(question, found.hits, top_k=top_k)
-            return self._finish(question, prompt, found, None, on_token, timings, start, notes)
+                prompt = self.build_prompt(question, found.hits, top_k=top_k, history=turns)
+            return self._finish(asked, prompt, found, None, on_token, timings, start)
         with timed(timings, "evidence"):
-            evidence = self.select_evidence(question, found.hits)
+            evidence = self.select_evidence(query, found.hits)
         with timed(timings, "prompt"):
             prompt = build_excerpt_prompt(
                 question,
                 [(e.hit, e.text) for e in evidence.excerpts],
                 count_tokens=self.llm.count_tokens,
                 neutralize=self.config.prompt.neutralize_instructions,
+                history=turns,
             )
         declined = gate(evidence.features, self.config.answer)
         if declined is not None:
@@ -236,8 +291,9 @@ class Pipeline:
                 timings=timings,
                 decision=declined,
                 notes=notes,
+                followup=followup,
             )
-        return self._finish(question, prompt, found, evidence, on_token, timings, start, notes)
+        return self._finish(asked, prompt, found, evidence, on_token, timings, start)
 
     def select_evidence(self, question: str, hits: Sequence[Hit]) -> Evidence:
         """The sentences of ``hits`` given to the LLM in sentence-context mode, with the gate's measurements."""
@@ -260,14 +316,13 @@ class Pipeline:
 
     def _finish(
         self,
-        question: str,
+        asked: _Asked,
         prompt: Prompt,
         found: SearchResult,
         evidence: Evidence | None,
         on_token: Callable[[str], None] | None,
         timings: dict[str, float],
         start: float,
-        notes: list[str],
     ) -> Answer:
         raw, finish = self._generate(prompt, on_token, timings)
         citations = parse_citations(raw, len(prompt.passages))
@@ -282,7 +337,7 @@ class Pipeline:
                     False, "model", "the LLM replied that the passages do not hold the answer", dict(evidence.features)
                 )
             else:
-                decision = check(text, question, "\n".join(texts.values()), evidence.features, self.config.answer)
+                decision = check(text, asked.query, "\n".join(texts.values()), evidence.features, self.config.answer)
                 if decision.answered and self.config.answer.cite_missing:
                     text, added = add_missing_citations(text, texts)
                     if added:
@@ -291,7 +346,7 @@ class Pipeline:
         timings["total"] = (time.perf_counter() - start) * 1000.0
         withdrawn = decision is not None and decision.stage == "check" and not decision.answered
         return Answer(
-            question=question,
+            question=asked.question,
             answer=NOT_IN_DOCUMENTS if withdrawn else citations.text.strip(),
             raw_answer=raw,
             citations=Citations(text=NOT_IN_DOCUMENTS) if withdrawn else citations,
@@ -305,7 +360,8 @@ class Pipeline:
             citation_checks=[] if withdrawn else checks,
             decision=decision,
             added_citations=added,
-            notes=notes,
+            notes=asked.notes,
+            followup=asked.followup,
         )
 
     def _generate(
@@ -324,10 +380,28 @@ class Pipeline:
             timings["generate"] = (time.perf_counter() - start) * 1000.0
             return completion.text, completion.finish_reason
         pieces: list[str] = []
-        for piece in self.llm.stream(prompt.messages, max_tokens=max_tokens, temperature=temperature, seed=seed):
-            if not pieces:
-                timings["first_token"] = (time.perf_counter() - start) * 1000.0
-            pieces.append(piece)
-            on_token(piece)
+        # Closed explicitly: when ``on_token`` raises (a server cancelling a request), the backend's stream must
+        # stop generating and release the model now, not whenever the generator is collected.
+        stream = self.llm.stream(prompt.messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        try:
+            for piece in stream:
+                if not pieces:
+                    timings["first_token"] = (time.perf_counter() - start) * 1000.0
+                pieces.append(piece)
+                on_token(piece)
+        finally:
+            close = getattr(stream, "close", None)
+            if callable(close):
+                close()
         timings["generate"] = (time.perf_counter() - start) * 1000.0
         return "".join(pieces), None
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """The question as asked, what retrieval searched for, and the notes so far."""
+
+    question: str
+    query: str
+    followup: FollowUp | None
+    notes: list[str]

@@ -184,11 +184,14 @@ def build_prompt(
     config: PromptConfig,
     count_tokens: CountTokens,
     context_window: int,
+    history: Sequence[dict[str, str]] = (),
 ) -> Prompt:
-    """Messages for the LLM from the ``hits`` (best first): budget, trim/drop, order, number, render."""
+    """Messages for the LLM from the ``hits`` (best first): budget, trim/drop, order, number, render.
+    ``history``: earlier turns of a conversation, placed between the rules and the question."""
     question = question.strip()
     frame = QUESTION_TEMPLATE.format(sources="", question=question)
     overhead = count_tokens(SYSTEM_PROMPT) + count_tokens(frame) + 2 * MESSAGE_OVERHEAD_TOKENS
+    overhead += sum(count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in history)
     budget = context_budget(
         context_window=context_window,
         answer_tokens=config.answer_tokens,
@@ -208,6 +211,7 @@ def build_prompt(
     sources = "\n\n".join(render_source(p.number, p.hit, p.text) for p in passages) or "(no sources)"
     messages = [
         {"role": "system", "content": SYSTEM_PROMPT},
+        *(dict(m) for m in history),
         {"role": "user", "content": QUESTION_TEMPLATE.format(sources=sources, question=question)},
     ]
     prompt_tokens = sum(count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
@@ -243,9 +247,11 @@ def build_excerpt_prompt(
     *,
     count_tokens: CountTokens,
     neutralize: bool = True,
+    history: Sequence[dict[str, str]] = (),
 ) -> Prompt:
     """Messages for the LLM from selected sentences, ``[(hit, excerpt text)]`` best first, numbered 1..n in
-    that order; the question comes last, nearest the answer."""
+    that order; the question comes last, nearest the answer, after the conversation's earlier turns
+    (``history``) if any."""
     passages: list[Passage] = []
     for n, (hit, text) in enumerate(excerpts, start=1):
         clean, removed = neutralize_instructions(text) if neutralize else (text, 0)
@@ -261,6 +267,7 @@ def build_excerpt_prompt(
     sources = "\n".join(render_excerpt(p.number, p.hit, p.text) for p in passages) or "(no excerpts)"
     messages = [
         {"role": "system", "content": EXCERPT_SYSTEM_PROMPT},
+        *(dict(m) for m in history),
         {"role": "user", "content": EXCERPT_TEMPLATE.format(sources=sources, question=question.strip())},
     ]
     prompt_tokens = sum(count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)

@@ -9,6 +9,7 @@ from typing import Any
 from rag.answering import Decision
 from rag.citations import CitationCheck, Citations
 from rag.config import RetrievalMode
+from rag.followup import FollowUp
 from rag.prompt import Passage, Prompt
 from rag.rerank import RerankStatus
 from rag.types import Hit
@@ -36,25 +37,34 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class Source:
-    """An entry of the answer's source list."""
+    """An entry of the answer's source list; ``ocr``: the passage's page was read by OCR."""
 
     number: int
     source: str
     page: int | None
     chunk_id: str
+    ocr: bool = False
 
     def label(self) -> str:
-        return f"[{self.number}] {self.source}" + (f", page {self.page}" if self.page is not None else "")
+        page = f", page {self.page}" if self.page is not None else ""
+        return f"[{self.number}] {self.source}{page}" + (" (OCR)" if self.ocr else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "source": self.source, "page": self.page, "chunk_id": self.chunk_id}
+        return {
+            "number": self.number,
+            "source": self.source,
+            "page": self.page,
+            "chunk_id": self.chunk_id,
+            "ocr": self.ocr,
+        }
 
 
 @dataclass(frozen=True)
 class Answer:
     """``answer`` has citations to missing sources removed; ``raw_answer`` is what the LLM wrote (empty when
     the evidence gate declined before the LLM ran). ``decision`` says which stage answered or declined and
-    why; ``refused`` is true for any decline (the model's own, the gate's, or a withdrawn answer)."""
+    why; ``refused`` is true for any decline (the model's own, the gate's, or a withdrawn answer). ``followup``
+    (asked with history) says what retrieval searched for: ``search.query``, a follow-up's standalone rewrite."""
 
     question: str
     answer: str
@@ -71,6 +81,7 @@ class Answer:
     decision: Decision | None = None
     added_citations: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    followup: FollowUp | None = None
 
     @property
     def refused(self) -> bool:
@@ -94,11 +105,8 @@ class Answer:
     @property
     def sources(self) -> list[Source]:
         """The cited passages, in order of first citation."""
-        by_number = {p.number: p for p in self.passages}
-        return [
-            Source(n, by_number[n].hit.chunk.source, by_number[n].hit.chunk.page, by_number[n].hit.chunk.id)
-            for n in self.citations.cited
-        ]
+        chunks = {p.number: p.hit.chunk for p in self.passages}
+        return [Source(n, chunks[n].source, chunks[n].page, chunks[n].id, chunks[n].ocr) for n in self.citations.cited]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +118,7 @@ class Answer:
             "withdrawn": self.withdrawn,
             "decision": self.decision.to_dict() if self.decision is not None else None,
             "notes": list(self.notes),
+            "followup": self.followup.to_dict() if self.followup is not None else None,
             "citations": {**self.citations.to_dict(), "added": list(self.added_citations)},
             "citation_checks": [c.to_dict() for c in self.citation_checks],
             "sources": [s.to_dict() for s in self.sources],

@@ -65,9 +65,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_query_options(search, json_help="print hits with every stage's score and timings as JSON")
     search.set_defaults(func=run_search)
 
-    chat = subparsers.add_parser("chat", help="ask questions interactively (one per line; 'exit' or EOF ends)")
+    chat = subparsers.add_parser(
+        "chat",
+        help="ask questions interactively (one per line; 'exit' or EOF ends); follow-ups see the earlier turns",
+    )
     _add_query_options(chat, json_help="one JSON answer per line instead of streamed text")
     chat.add_argument("--show-context", action="store_true", help="also show the passages given to the LLM")
+    chat.add_argument(
+        "--no-memory", action="store_true", help="answer each question on its own (no history, no follow-up rewrite)"
+    )
     chat.set_defaults(func=run_chat)
 
 
@@ -142,9 +148,23 @@ def _print_sources(answer: Answer, out: TextIO) -> None:
         out.write("".join(f"  [{p.number}] {p.hit.chunk.source}\n" for p in answer.passages))
 
 
-def answer_one(pipeline: Pipeline, question: str, args: argparse.Namespace, out: TextIO) -> Answer:
-    """Ask and print one question the way ``rag ask`` does (streamed unless --json)."""
-    options = {"top_k": args.top_k, "mode": args.mode, "rerank": args.rerank, "filters": _filters(args)}
+def answer_one(
+    pipeline: Pipeline,
+    question: str,
+    args: argparse.Namespace,
+    out: TextIO,
+    *,
+    history: list[dict[str, str]] | None = None,
+) -> Answer:
+    """Ask and print one question the way ``rag ask`` does (streamed unless --json); ``history``: the
+    conversation so far (``rag chat``)."""
+    options = {
+        "top_k": args.top_k,
+        "mode": args.mode,
+        "rerank": args.rerank,
+        "filters": _filters(args),
+        "history": history or None,
+    }
     if args.json:
         answer = pipeline.ask(question, **options)
         data = answer.to_dict()
@@ -159,6 +179,8 @@ def answer_one(pipeline: Pipeline, question: str, args: argparse.Namespace, out:
 
     answer = pipeline.ask(question, **options, on_token=show)
     out.write("\n")
+    if answer.followup is not None and answer.followup.rewritten:
+        print(f"rag: note: searched for the follow-up as: {answer.followup.query}", file=sys.stderr)
     if args.show_context:
         _show_context(answer, out)
     _print_sources(answer, out)
@@ -178,6 +200,7 @@ def _print_hits(result: SearchResult, out: TextIO) -> None:
     out.write(f"{len(result.hits)} hit(s), mode {result.mode}, {state}, {result.timings.get('total', 0):.1f} ms\n")
     for h in result.hits:
         where = h.chunk.source + (f":p{h.chunk.page}" if h.chunk.page is not None else "")
+        where += " (OCR)" if h.chunk.ocr else ""
         snippet = " ".join(h.chunk.text.split())[:160]
         out.write(f"{h.rank:>3}. {h.score:.4f}  {where}  [{_scores(h.scores)}]\n     {snippet}\n")
 
@@ -214,9 +237,13 @@ def run_chat(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty()
     if interactive:
         print("Ask a question about the indexed documents; 'exit' or Ctrl-D ends.", file=sys.stderr)
+    history: list[dict[str, str]] = []
     for question in read_questions(sys.stdin, prompt="\nrag> " if interactive else None):
         try:
-            answer_one(pipeline, question, args, sys.stdout)
+            answer = answer_one(pipeline, question, args, sys.stdout, history=history)
         except GenerationError as e:
             print(f"rag: error: {e}", file=sys.stderr)
+            continue
+        if not args.no_memory:
+            history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer}]
     return 0
