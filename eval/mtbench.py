@@ -44,7 +44,8 @@ class Vote:
 class MTBenchPair:
     """One judged unit. ``questions``/``answers_*`` hold the conversation up to ``turn`` (the judged
     answer is the last); ``reference`` the GPT-4 reference answers for those turns, when the category
-    has them. ``votes`` and ``gpt4`` are oriented to this pair's (sorted) model order."""
+    has them. ``votes`` and ``gpt4`` are oriented to this pair's (sorted) model order; ``gpt4_consistent``
+    is false when GPT-4's two orders disagreed (its stored "tie (inconsistent)")."""
 
     question_id: int
     category: str
@@ -57,6 +58,7 @@ class MTBenchPair:
     reference: tuple[str, ...] | None = None
     votes: tuple[Vote, ...] = ()
     gpt4: Winner | None = None
+    gpt4_consistent: bool | None = None
 
     @property
     def key(self) -> str:
@@ -151,6 +153,7 @@ def load_mtbench(root: str | Path, *, voters: Voters = "expert") -> LoadReport:
         fields.setdefault(key, pair_fields)
         votes[key].append(Vote(judge, winner))
     gpt4: dict[tuple[int, int, str, str], Winner] = {}
+    gpt4_consistent: dict[tuple[int, int, str, str], bool] = {}
     gpt4_path = base / "gpt4_pairs.jsonl"
     for line, row in _rows(gpt4_path, report):
         try:
@@ -159,6 +162,7 @@ def load_mtbench(root: str | Path, *, voters: Voters = "expert") -> LoadReport:
             _skip(report, gpt4_path, line, e)
             continue
         gpt4[key] = winner
+        gpt4_consistent[key] = str(row["winner"]) != "tie (inconsistent)"
     references = _references(base / "questions.jsonl", report)
     for key in sorted(fields):
         turn, qid = key[0], key[1]
@@ -169,6 +173,7 @@ def load_mtbench(root: str | Path, *, voters: Voters = "expert") -> LoadReport:
                 reference=tuple(ref[:turn]) if ref and len(ref) >= turn else None,
                 votes=tuple(votes[key]),
                 gpt4=gpt4.get(key),
+                gpt4_consistent=gpt4_consistent.get(key),
             )
         )
     if not report.pairs:
@@ -439,10 +444,13 @@ def reference_metrics(pairs: Sequence[MTBenchPair], *, seed: int = 0) -> dict[st
     """GPT-4's stored verdicts and "longer answer wins" on ``pairs``: the columns every run is compared to."""
     gpt4 = {p.key: p.gpt4 for p in pairs if p.gpt4 is not None}
     longer = {p.key: p.longer for p in pairs}
-    return {
-        GPT4: judge_metrics([p for p in pairs if p.key in gpt4], gpt4, seed=seed),
-        LONGER: judge_metrics(pairs, longer, seed=seed),
-    }
+    gpt4_metrics = judge_metrics([p for p in pairs if p.key in gpt4], gpt4, seed=seed)
+    # Only the combined verdict is stored, but an inconsistent one is marked: that is position consistency.
+    consistent = [p.gpt4_consistent for p in pairs if p.gpt4_consistent is not None]
+    if consistent:
+        gpt4_metrics["position_consistency"] = sum(consistent) / len(consistent)
+        gpt4_metrics["position_n"] = len(consistent)
+    return {GPT4: gpt4_metrics, LONGER: judge_metrics(pairs, longer, seed=seed)}
 
 
 def human_summary(pairs: Sequence[MTBenchPair]) -> dict[str, Any]:

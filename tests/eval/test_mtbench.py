@@ -56,6 +56,17 @@ def test_stored_gpt4_verdicts_reproduce_the_published_agreement(shared_data: Pat
     assert gpt4["turn1"]["n_with_ties"] == 654 and gpt4["turn2"]["n_with_ties"] == 647
     lo, hi = gpt4["turn1"]["agreement_without_ties_ci95"]
     assert lo < 0.832 < hi and hi - lo < 0.2
+    # GPT-4's position consistency: the pairs whose stored verdict is not "tie (inconsistent)"
+    rows = [json.loads(line) for line in (shared_data / "mtbench" / "gpt4_pairs.jsonl").open(encoding="utf-8")]
+    inconsistent = {
+        (r["turn"], r["question_id"], *sorted((r["model_a"], r["model_b"])))
+        for r in rows
+        if r["winner"] == "tie (inconsistent)"
+    }
+    judged = [(p.turn, p.question_id, p.model_a, p.model_b) for p in load.pairs if p.gpt4 is not None]
+    expected = 1 - sum(k in inconsistent for k in judged) / len(judged)
+    assert gpt4["position_n"] == len(judged) == 794
+    assert gpt4["position_consistency"] == pytest.approx(expected) and 0.5 < expected < 0.95
 
 
 def _row(qid: int, turn: int, a: str, b: str, winner: str, judge: str = "expert_0", **extra: Any) -> dict[str, Any]:
