@@ -55,6 +55,7 @@ class Job(Generic[T]):
         self._events: asyncio.Queue[Event[T]] = asyncio.Queue()
         self._cancelled = threading.Event()
         self.started = False  # its turn came (set on the event loop)
+        self.outcome: EventKind | None = None  # how the work ended: done, error or cancelled (set by run)
         self.task: asyncio.Task[None] | None = None
         self.tokens = 0
 
@@ -81,16 +82,20 @@ class Job(Generic[T]):
     def run(self) -> None:
         """On the worker thread: the work, then exactly one final event (done, error or cancelled)."""
         if self._cancelled.is_set():
-            self._put(Event("cancelled"))
+            self._finish(Event("cancelled"))
             return
         try:
             result = self._work(self._on_token)
         except Cancelled:
-            self._put(Event("cancelled"))
+            self._finish(Event("cancelled"))
         except Exception as e:
-            self._put(Event("error", e))
+            self._finish(Event("error", e))
         else:
-            self._put(Event("done", result))
+            self._finish(Event("done", result))
+
+    def _finish(self, event: Event[T]) -> None:
+        self.outcome = event.kind  # before the event: a client that reads it and leaves cannot relabel the job
+        self._put(event)
 
     async def next_event(self, *, deadline: float, poll_s: float | None = None) -> Event[T] | None:
         """The next event; ``None`` after ``poll_s`` without one (a chance to check on the client).
@@ -191,9 +196,9 @@ class GenerationQueue:
                     raise
                 finally:
                     self._running = False
-                if job.cancelled:
+                if job.outcome == "cancelled":
                     self.cancelled += 1
-                else:
+                else:  # done or failed: the model was busy for all of it (a client leaving after it is not a cancel)
                     self._durations.append(time.monotonic() - start)
                     self.completed += 1
         except asyncio.CancelledError:

@@ -397,6 +397,34 @@ def test_cancelled_raises_inside_the_worker_not_the_event_loop() -> None:
     asyncio.run(scenario())
 
 
+def test_a_cancel_that_comes_after_the_last_token_does_not_count_as_one() -> None:
+    """A client that leaves once it has its answer (a stream's ``finally`` abandons the job as soon as the last
+    event is read, possibly before the worker's future resolves) cancels nothing: the job counts as completed
+    and its duration feeds Retry-After."""
+
+    async def scenario() -> None:
+        queue = GenerationQueue(0, typical_s=99.0)
+
+        def job(on_token):
+            on_token("x")
+            handle.cancel()  # the client is gone, but no token is left for the cancel to stop
+            return "answer"
+
+        handle = queue.submit(job)
+        deadline = asyncio.get_running_loop().time() + 5
+        kinds = []
+        while (event := await handle.next_event(deadline=deadline)) is not None:
+            kinds.append(event.kind)
+            if event.kind != "token":
+                break
+        queue.abandon(handle)
+        await queue.drain()
+        assert kinds == ["token", "done"] and handle.outcome == "done"
+        assert (queue.completed, queue.cancelled) == (1, 0) and queue.retry_after() == 1
+
+    asyncio.run(scenario())
+
+
 # ---- on a real server: concurrency, disconnects, deadlines ----------------------------------------
 
 
@@ -493,6 +521,7 @@ def test_rag_serve_command_line(query_index: Path, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.llm
+@pytest.mark.slow
 def test_the_local_model_stream_closed_mid_answer_leaves_the_model_free_and_unchanged(local_llm) -> None:
     messages = [{"role": "user", "content": "List the first ten prime numbers, separated by commas."}]
     full = local_llm.complete(messages, max_tokens=32).text
