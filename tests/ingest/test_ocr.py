@@ -1,18 +1,21 @@
-"""OCR (ingest/ocr.py): line assembly, the CER metric, and real RapidOCR runs on small scanned pages:
-image-only PDFs, PNG/JPEG/TIFF files, ``ingest.ocr`` auto/always/off, ``ocr: true`` on chunks and in
-``rag search --json``, re-reading when the OCR settings change, progress, offline model files."""
+"""OCR (ingest/ocr.py): line assembly, word respacing, the CER metric, and real RapidOCR runs on small scanned
+pages: image-only PDFs, mixed text/scan PDFs, PNG/JPEG/TIFF files, ``ingest.ocr`` auto/always/off, ``ocr: true``
+on chunks and in ``rag search --json``, re-reading when the OCR settings change, progress, and a fresh process
+that reads a scan with every socket refused."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-from ingest_ocr_factory import image_bytes, image_only_pdf, rasterize, typeset, write
+from ingest_ocr_factory import image_bytes, image_only_pdf, rasterize, text_and_scan_pdf, typeset, write
+from PIL import Image
 
 from ingest.loaders import load_document
 from ingest.ocr import (
@@ -23,6 +26,7 @@ from ingest.ocr import (
     char_error_rate,
     edit_distance,
     fix_numbers,
+    respace,
 )
 from rag.config import ChunkingConfig, IngestConfig, PipelineConfig, load_config
 from rag.errors import ConfigError, DocumentError
@@ -33,7 +37,7 @@ SCAN_LINES = ["The heron gripper lifts 35 kg totes.", "Pumps deliver 450 litres 
 IMAGE_LINES = ["Quince harvest starts in October.", "The cellar stays at 9 degrees."]
 
 
-def scan(lines: list[str], *, dpi: int = DPI, skew: float = 0.0, size: float = 13) -> object:
+def scan(lines: list[str], *, dpi: int = DPI, skew: float = 0.0, size: float = 13) -> Image.Image:
     return rasterize(
         typeset(lines, font="Helvetica", size=size, page=SMALL_PAGE, margin=16), dpi=dpi, skew_degrees=skew
     )
@@ -110,6 +114,59 @@ def test_fix_numbers_repairs_o_only_inside_numbers(text: str, fixed: str) -> Non
     assert fix_numbers(text) == fixed
 
 
+LINE_HEIGHT = 40  # pixels of a synthetic line image
+STEP = 8  # crop pixels per CTC column in the synthetic lines
+
+
+def inked_line(
+    words_: list[str], *, word_gap: int, letter_gap: int = 3, glyph: int = 14
+) -> tuple[np.ndarray, list[int]]:
+    """A white line image with one black block per character (``glyph`` px wide, ``letter_gap`` apart inside a
+    word, ``word_gap`` between words), and the CTC column of each character (its block's left edge)."""
+    width = sum(len(w) * (glyph + letter_gap) for w in words_) + word_gap * len(words_) + 40
+    crop = np.full((LINE_HEIGHT, width, 3), 255, dtype=np.uint8)
+    columns, x = [], 20
+    for i, word in enumerate(words_):
+        if i:
+            x += word_gap
+        for _ in word:
+            crop[8:32, x : x + glyph] = 0
+            columns.append(x // STEP)
+            x += glyph + letter_gap
+    return crop, columns
+
+
+def test_respace_puts_back_a_dropped_word_space_where_the_print_has_a_gap() -> None:
+    crop, columns = inked_line(["water", "from"], word_gap=16)  # 19 px blank: 0.48 line heights
+    assert respace("waterfrom", columns, crop.shape[1] / STEP, crop) == "water from"
+    tight, tight_columns = inked_line(["water", "from"], word_gap=0)  # letter spacing only: one word
+    assert respace("waterfrom", tight_columns, tight.shape[1] / STEP, tight) == "waterfrom"
+
+
+def test_respace_keeps_numbers_punctuation_and_existing_spaces_whole() -> None:
+    crop, columns = inked_line(["4", "5", "0", "0"], word_gap=16)  # a wide-set number
+    assert respace("4500", columns, crop.shape[1] / STEP, crop) == "4500"
+    crop, columns = inked_line(["4,", "500"], word_gap=16)
+    assert respace("4,500", columns, crop.shape[1] / STEP, crop) == "4,500"
+    crop, columns = inked_line(["end", ".", ")"], word_gap=16)  # closing punctuation stays on its word
+    assert respace("end.)", columns, crop.shape[1] / STEP, crop) == "end.)"
+    crop, columns = inked_line(["(", "see"], word_gap=16)
+    assert respace("(see", columns, crop.shape[1] / STEP, crop) == "(see"
+    crop, columns = inked_line(["a", " ", "b"], word_gap=16)  # the model's own space is not doubled
+    assert respace("a b", columns, crop.shape[1] / STEP, crop) == "a b"
+    crop, columns = inked_line(["ab", "cd"], word_gap=16)
+    assert respace("abcd", columns[:3], crop.shape[1] / STEP, crop) == "abcd"  # columns do not match: as read
+
+
+def test_respace_ignores_a_neighbouring_lines_descenders_in_the_gap() -> None:
+    crop, columns = inked_line(["water", "from"], word_gap=16)
+    gap = slice(columns[4] * STEP + 18, columns[5] * STEP)
+    crop[: LINE_HEIGHT // 8, gap] = 0  # ink in the top eighth: the line above reaching in
+    assert respace("waterfrom", columns, crop.shape[1] / STEP, crop) == "water from"
+    crop[LINE_HEIGHT // 2, gap] = 0  # ink in the middle of the gap: not blank
+    assert respace("waterfrom", columns, crop.shape[1] / STEP, crop) == "waterfrom"
+
+
 def reference_distance(a: str, b: str) -> int:
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
@@ -175,8 +232,6 @@ def test_without_ocr_an_image_only_pdf_fails_with_the_reason(scan_pdf: bytes) ->
 
 
 def test_blank_scan_fails_saying_ocr_found_nothing(reader: OcrReader) -> None:
-    from PIL import Image
-
     blank = image_only_pdf([Image.new("L", (400, 200), 255)], dpi=DPI)
     with pytest.raises(DocumentError, match="no text layer, and OCR found no text on its 1 page"):
         load_document(Path("blank.pdf"), blank, ocr=reader)
@@ -230,8 +285,6 @@ def test_multi_page_tiff_gives_one_page_per_frame(reader: OcrReader) -> None:
 
 
 def test_transparent_png_is_read_on_white(reader: OcrReader) -> None:
-    from PIL import Image
-
     gray = scan(IMAGE_LINES)
     rgba = Image.new("RGBA", gray.size, (0, 0, 0, 0))
     rgba.putalpha(Image.eval(gray, lambda v: 255 - v))  # black text on a fully transparent background
@@ -265,32 +318,96 @@ def test_progress_bar_per_page_only_when_enabled(scan_pdf: bytes, capsys) -> Non
     assert capsys.readouterr().err == ""
 
 
-def test_models_come_from_the_installed_wheel_and_nothing_is_fetched(scan_pdf: bytes, monkeypatch) -> None:
+TIGHT_PARAGRAPH = (
+    "The pump station on the north bank was built in 1962 and rebuilt after the flood of 1998. It lifts "
+    "water from the river into two settling basins, each holding about 4,500 cubic metres."
+)
+
+
+def test_reader_puts_back_the_word_spaces_the_recogniser_drops(reader: OcrReader) -> None:
+    """On this 150 dpi scan PP-OCRv4 alone runs words together (``settlingbasins,eachholding``); the reader's
+    hook into the engine (``respace`` on every recognised line) restores the spaces from the line image."""
+    page = typeset([TIGHT_PARAGRAPH], font="Helvetica", size=11, page=(595.28, 110), margin=20)
+    pdf = image_only_pdf([rasterize(page, dpi=150)], dpi=150)
+    plain = load_document(Path("tight.pdf"), pdf, ocr=OcrReader(respace=False)).pages[0]
+    assert " ".join(plain.split()) != TIGHT_PARAGRAPH and char_error_rate(plain, TIGHT_PARAGRAPH) > 0
+    spaced = load_document(Path("tight.pdf"), pdf, ocr=reader).pages[0]
+    assert " ".join(spaced.split()) == TIGHT_PARAGRAPH
+
+
+OFFLINE_PROBE = """
+import json, sys
+from pathlib import Path
+
+network = []
+
+
+def audit(event, args):
+    if event.startswith(("socket.", "urllib.", "http.", "ftplib.", "smtplib.")):
+        network.append(f"{event} {args!r}")
+        raise PermissionError(f"network access attempted: {event}")
+
+
+sys.addaudithook(audit)  # from here on, any socket or URL opened in this process is recorded and refused
+import rapidocr_onnxruntime.utils.infer_engine as infer_engine
+
+models = []
+real_session = infer_engine.InferenceSession
+
+
+def recording_session(path, *args, **kwargs):
+    models.append(str(path))
+    return real_session(path, *args, **kwargs)
+
+
+infer_engine.InferenceSession = recording_session
+from ingest.loaders import load_document
+from ingest.ocr import OcrReader
+
+doc = load_document(Path(sys.argv[1]), Path(sys.argv[1]).read_bytes(), ocr=OcrReader())
+print(json.dumps({"text": doc.pages[0], "models": models, "network": network}))
+"""
+
+
+def test_models_come_from_the_installed_wheel_and_nothing_is_fetched(tmp_path: Path) -> None:
+    """A fresh process with an audit hook that records and refuses every socket and URL (Python's own
+    ``socket.*``/``urllib.*`` audit events, so no library can get round it) loads the engine and reads a
+    scan: no network event, and the three ONNX models are opened from the installed wheel's ``models/``."""
     import rapidocr_onnxruntime
-    import rapidocr_onnxruntime.utils.infer_engine as infer_engine
 
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"network access attempted: {args!r}")
+    png = write(tmp_path / "note.png", image_bytes([scan(IMAGE_LINES)], "PNG"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run(
+        [sys.executable, "-c", OFFLINE_PROBE, str(png)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    probe = json.loads(run.stdout.strip().splitlines()[-1])
+    assert probe["network"] == []
+    assert {"quince", "cellar"} <= words(probe["text"])
+    package = Path(rapidocr_onnxruntime.__file__).resolve().parent / "models"
+    assert len(probe["models"]) == 3  # detection, direction classifier (loaded, unused), recognition
+    for model in map(Path, probe["models"]):
+        assert model.resolve().is_relative_to(package) and model.suffix == ".onnx" and model.is_file()
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    opened: list[Path] = []
-    real_session = infer_engine.InferenceSession
 
-    def recording_session(path: object, *args: object, **kwargs: object) -> object:
-        opened.append(Path(str(path)))
-        return real_session(path, *args, **kwargs)
-
-    monkeypatch.setattr(infer_engine, "InferenceSession", recording_session)
-    doc = load_document(Path("scan.pdf"), scan_pdf, ocr=OcrReader())  # a fresh reader: the engine loads here
-    assert {"heron", "gripper"} <= words(doc.pages[0])
-    package = Path(rapidocr_onnxruntime.__file__).resolve().parent
-    assert len(opened) == 3  # detection, direction classifier, recognition
-    for path in opened:
-        assert path.resolve().is_relative_to(package / "models") and path.suffix == ".onnx" and path.is_file()
+def test_the_offline_probe_catches_a_network_call(tmp_path: Path) -> None:
+    """The probe's audit hook does see a connection attempt (to a closed local port), so the test above
+    cannot pass because the hook is blind."""
+    code = OFFLINE_PROBE.split("import rapidocr_onnxruntime")[0] + (
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(('127.0.0.1', 9), timeout=1)\n"
+        "except OSError:\n"
+        "    pass\n"
+        "print(json.dumps(network))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert any(event.startswith("socket.") for event in json.loads(run.stdout))
 
 
 # --- through the ingest pipeline ------------------------------------------------------------------------------
@@ -315,8 +432,8 @@ def scanned_folder(root: Path, scan_pdf: bytes) -> Path:
 
 def test_ingest_marks_ocr_chunks_and_search_shows_them(tmp_path: Path, scan_pdf: bytes, embedder, capsys) -> None:
     from ingest.pipeline import ingest
-    from ingest.store import open_index
     from rag.cli import main
+    from rag.store import open_index
 
     folder = scanned_folder(tmp_path / "docs", scan_pdf)
     report = ingest(folder, index_dir=tmp_path / "index", config=ocr_config())
@@ -339,6 +456,30 @@ def test_ingest_marks_ocr_chunks_and_search_shows_them(tmp_path: Path, scan_pdf:
     assert top["source"] == "scan.pdf" and top["page"] == 1 and top["ocr"] is True
 
 
+def test_only_the_scanned_page_of_a_text_pdf_is_read_and_marked(tmp_path: Path, embedder) -> None:
+    """Two pages with a text layer and one scan: auto reads only the scan, and only its chunks say ``ocr``.
+    Image files are not ingested unless ``ingest.extensions`` lists them (the default does not)."""
+    from ingest.pipeline import ingest
+    from rag.store import open_index
+
+    text_pages = [
+        ["Copper kettles are polished every spring by the kitchen staff before the summer fair opens."],
+        ["Iron pans are seasoned with linseed oil and stored upside down on the lowest shelf."],
+    ]
+    folder = tmp_path / "docs"
+    write(folder / "manual.pdf", text_and_scan_pdf(text_pages, [scan(SCAN_LINES)], dpi=DPI))
+    write(folder / "note.png", image_bytes([scan(IMAGE_LINES)], "PNG"))
+    config = PipelineConfig(chunking=ChunkingConfig(chunk_tokens=24, overlap_tokens=0))
+    assert ".png" not in config.ingest.extensions and config.ingest.ocr == "auto"
+    report = ingest(folder, index_dir=tmp_path / "index", config=config)
+    assert (report.added, report.failed) == (1, [])  # note.png is not listed: neither read nor failed
+    assert "manual.pdf: 1 page read by OCR (page 3)" in report.notes
+    chunks = [c for c in open_index(tmp_path / "index").chunks if c.source == "manual.pdf"]
+    assert {c.page for c in chunks} == {1, 2, 3}
+    assert {(c.page, c.ocr) for c in chunks} == {(1, False), (2, False), (3, True)}
+    assert "heron" in " ".join(c.text.lower() for c in chunks if c.page == 3)
+
+
 def test_changing_ingest_ocr_rereads_only_pdfs_and_images(tmp_path: Path, embedder) -> None:
     from ingest.pipeline import ingest
 
@@ -354,7 +495,7 @@ def test_changing_ingest_ocr_rereads_only_pdfs_and_images(tmp_path: Path, embedd
     assert (always.updated, always.unchanged) == (1, 1)
     off = ingest(folder, index_dir=index, config=ocr_config("off"))
     assert (off.updated, off.unchanged) == (1, 1)
-    from ingest.store import open_index
+    from rag.store import open_index
 
     chunks = [c for c in open_index(index).chunks if c.source == "scan.pdf"]
     assert chunks and not any(c.ocr for c in chunks)  # off: the text layers ("silver spoon", "2") only
