@@ -51,8 +51,8 @@ def load(path: Path, *, index: Path | None = None) -> list[Item]:
     rows recorded before that measurement existed."""
     idf = None
     if index is not None:
-        from ingest.store import open_index
         from rag.evidence import index_idf
+        from rag.store import open_index
 
         idf = index_idf(open_index(index))
     out = []

@@ -55,7 +55,7 @@ def main() -> int:
     eval_start = time.perf_counter()
     t = time.perf_counter()
     index, notes = open_or_build_index(dataset, index_dir=index_dir, pipeline=pipeline)
-    rows.append(["index check (no-op ingest) + open", time.perf_counter() - t, f"{len(index.chunks)} chunks"])
+    rows.append(["index check (no-op ingest) + open", time.perf_counter() - t, f"{len(index)} chunks"])
 
     t = time.perf_counter()
     load_embedder(pipeline.embedding.model, pipeline.embedding.device)

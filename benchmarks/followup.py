@@ -37,6 +37,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == HERE:
     sys.path[0] = str(HERE.parent)  # the repo, not benchmarks/ (whose ingest.py would shadow the package)
 
 import rag  # noqa: E402, F401 - offline environment first
+from rag.jsonl import appender, read_jsonl, read_rows  # noqa: E402
 
 REPO = HERE.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -62,28 +63,23 @@ def load_dialogues(path: Path, covidqa_questions: Path) -> list[Dialogue]:
 
     golds: dict[str, list[str]] = {}
     if covidqa_questions.is_file():
-        with covidqa_questions.open(encoding="utf-8") as fh:
-            golds = {str(q["id"]): q["answers"] for q in map(json.loads, fh)}
+        golds = {str(q["id"]): q["answers"] for _, q in read_jsonl(covidqa_questions)}
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            where = f"{path}:{n} ({row.get('id', '?')})"
-            turns = row.get("turns")
-            if not isinstance(turns, list) or len(turns) != 2 or not all(isinstance(t, str) and t for t in turns):
-                raise EvalDataError(f"{where}: 'turns' must hold two questions")
-            if row.get("kind") not in ("follow-up", "topic switch"):
-                raise EvalDataError(f"{where}: 'kind' must be 'follow-up' or 'topic switch'")
-            answers = row.get("answers")
-            if "ref" in row:
-                if str(row["ref"]) not in golds:
-                    raise EvalDataError(f"{where}: question {row['ref']} is not in {covidqa_questions}")
-                answers = golds[str(row["ref"])]
-            if not answers:
-                raise EvalDataError(f"{where}: no gold answers ('answers', or 'ref' to a COVID-QA question)")
-            out.append(Dialogue(row["id"], row["corpus"], row["kind"], turns[0], turns[1], row["standalone"], answers))
+    for n, row in read_jsonl(path):
+        where = f"{path}:{n} ({row.get('id', '?')})"
+        turns = row.get("turns")
+        if not isinstance(turns, list) or len(turns) != 2 or not all(isinstance(t, str) and t for t in turns):
+            raise EvalDataError(f"{where}: 'turns' must hold two questions")
+        if row.get("kind") not in ("follow-up", "topic switch"):
+            raise EvalDataError(f"{where}: 'kind' must be 'follow-up' or 'topic switch'")
+        answers = row.get("answers")
+        if "ref" in row:
+            if str(row["ref"]) not in golds:
+                raise EvalDataError(f"{where}: question {row['ref']} is not in {covidqa_questions}")
+            answers = golds[str(row["ref"])]
+        if not answers:
+            raise EvalDataError(f"{where}: no gold answers ('answers', or 'ref' to a COVID-QA question)")
+        out.append(Dialogue(row["id"], row["corpus"], row["kind"], turns[0], turns[1], row["standalone"], answers))
     return out
 
 
@@ -112,18 +108,14 @@ def open_pipeline(index: Path, docs: Path) -> Any:
 
 def first_turn_answers(dialogues: Sequence[Dialogue], pipes: dict[str, Any], cache: Path) -> dict[str, str]:
     """The local LLM's answer to each first turn (cached by dialogue id and question)."""
-    cached: dict[tuple[str, str], str] = {}
-    if cache.is_file():
-        with cache.open(encoding="utf-8") as fh:
-            cached = {(r["id"], r["question"]): r["answer"] for r in map(json.loads, fh)}
+    cached = {(r["id"], r["question"]): r["answer"] for r in read_rows(cache)}
     out = {}
-    with cache.open("a", encoding="utf-8") as fh:
+    with appender(cache) as append:
         for d in dialogues:
             if (d.id, d.first) not in cached:
                 answer = pipes[d.corpus].ask(d.first).answer
                 cached[(d.id, d.first)] = answer
-                fh.write(json.dumps({"id": d.id, "question": d.first, "answer": answer}, ensure_ascii=False) + "\n")
-                fh.flush()
+                append({"id": d.id, "question": d.first, "answer": answer})
                 print(f"  first turn {d.id}: {answer[:70]!r}", file=sys.stderr)
             out[d.id] = cached[(d.id, d.first)]
     return out
@@ -160,7 +152,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     for d in dialogues:  # a gold answer no passage holds would make a miss of every strategy
         index = pipes[d.corpus].index
-        if not any(contains_answer(c.text, d.answers) for c in index.chunks):
+        if not any(contains_answer(c.text, d.answers) for c in index.iter_chunks()):
             raise SystemExit(f"{args.dialogues}: {d.id}: no passage of {index.path} holds {d.answers}")
     args.out.mkdir(parents=True, exist_ok=True)
     answers = first_turn_answers(dialogues, pipes, args.out / "first_turns.jsonl")

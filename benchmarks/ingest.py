@@ -49,8 +49,8 @@ def limited_corpus(corpus: Path, limit: int | None, tmp: Path) -> Path:
 
 def bench_ingest(corpus: Path, tmp: Path, config: PipelineConfig) -> dict[str, float | int | str]:
     from ingest.pipeline import ingest
-    from ingest.store import disk_usage, open_index
     from rag.models import load_embedder
+    from rag.store import disk_usage, open_index
 
     start = time.perf_counter()
     model = load_embedder(config.embedding.model, config.embedding.device)
@@ -98,7 +98,8 @@ def synthetic_corpus(n: int, seed: int = 0) -> list[list[str]]:
 def bench_bm25(n_docs: int, n_queries: int = 20) -> dict[str, float]:
     from rank_bm25 import BM25Okapi
 
-    from ingest.bm25 import build_matrix, top_k
+    from ingest.bm25 import build_matrix
+    from rag.store.bm25 import top_k
 
     docs = synthetic_corpus(n_docs)
     rng = random.Random(1)

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import rag  # noqa: E402,F401 - offline environment first
+from rag.jsonl import read_jsonl  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 ALL = (
@@ -39,19 +40,17 @@ ALL = (
 
 def wikieval(n: int) -> list[dict[str, Any]]:
     rows = []
-    with (SHARED / "wikieval_sample10" / "WikiEval_samples_10.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            r = json.loads(line)
-            strip = lambda s, p: s[len(p) :].strip() if s.startswith(p) else s.strip()  # noqa: E731
-            rows.append(
-                {
-                    "id": r["source"],
-                    "question": strip(r["question"], "Question:"),
-                    "answer": strip(r["answer"], "Answer:"),
-                    "poor": strip(r["poor_answer"], "Answer:"),
-                    "contexts": tuple(r["context_v1"]),
-                }
-            )
+    for _, r in read_jsonl(SHARED / "wikieval_sample10" / "WikiEval_samples_10.jsonl"):
+        strip = lambda s, p: s[len(p) :].strip() if s.startswith(p) else s.strip()  # noqa: E731
+        rows.append(
+            {
+                "id": r["source"],
+                "question": strip(r["question"], "Question:"),
+                "answer": strip(r["answer"], "Answer:"),
+                "poor": strip(r["poor_answer"], "Answer:"),
+                "contexts": tuple(r["context_v1"]),
+            }
+        )
     return rows[:n]
 
 

@@ -27,6 +27,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == HERE:
     sys.path[0] = str(HERE.parent)  # the repo, not benchmarks/ (whose ingest.py would shadow the package)
 
 import rag  # noqa: E402, F401 - offline environment first
+from eval.datasets import load_beir  # noqa: E402
 
 REPO = HERE.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "beir" / "scifact"
@@ -35,14 +36,7 @@ TARGETS_MS = {"hybrid": 30.0, "hybrid+rerank": 300.0, "first_token": 3000.0}
 
 def load_test_queries(data: Path, split: str = "test") -> list[tuple[str, str]]:
     """``[(query id, text)]`` of the queries that have judgements in ``qrels/<split>.tsv``, file order."""
-    with open(data / "qrels" / f"{split}.tsv", encoding="utf-8") as fh:
-        qids = list(dict.fromkeys(line.split("\t")[0] for line in fh.read().splitlines()[1:] if line.strip()))
-    texts: dict[str, str] = {}
-    with open(data / "queries.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            q = json.loads(line)
-            texts[str(q["_id"])] = q["text"]
-    return [(qid, texts[qid]) for qid in qids if qid in texts]
+    return list(load_beir(data, split=split).queries.items())
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -69,8 +63,8 @@ def timed_ms(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def ensure_index(index: Path, data: Path) -> None:
-    from ingest.store import open_index
     from rag.errors import IndexNotFoundError
+    from rag.store import open_index
 
     try:
         open_index(index)
@@ -177,7 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     return {
         "queries": len(queries),
-        "chunks": len(pipe.index.chunks),
+        "chunks": len(pipe.index),
         "depth": depth,
         "rerank_candidates": args.rerank_candidates,
         "rerank_model": rerank_name,

@@ -30,31 +30,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import rag  # noqa: E402,F401 - offline defaults before model libraries load
-from eval.datasets import EvalDataset, load_beir  # noqa: E402
+from eval.datasets import EvalDataset, load_beir, load_corpus  # noqa: E402
 from eval.metrics import mean_scores  # noqa: E402
 from eval.retrieval import hits_to_run, score_run  # noqa: E402
+from rag.blend import WEIGHT_GRID, rerank_head  # noqa: E402
+from rag.calibration_file import read_calibration  # noqa: E402
 from rag.config import PipelineConfig  # noqa: E402
-from rag.types import Hit  # noqa: E402
+from rag.training.data import beir_passage  # noqa: E402
+from rag.types import Chunk, Hit  # noqa: E402
 
 
 def model_settings(path: str) -> dict[str, float]:
     """``reranker.json`` beside the weights (fusion weight, max_length), empty when absent."""
     f = Path(path) / "reranker.json"
     return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
-
-
-def rerank_hits(hits: Sequence[Hit], scores: np.ndarray, *, depth: int, fusion_weight: float) -> list[Hit]:
-    """Reorder the first ``depth`` hits by the blended score; the rest keep their order below."""
-    from rag.training.train import blend
-
-    head, tail = list(hits[:depth]), list(hits[depth:])
-    fusion = np.array([h.scores.get("fusion", h.score) for h in head], dtype=np.float64)
-    final = blend(np.asarray(scores, dtype=np.float64), fusion, fusion_weight)
-    order = sorted(range(len(head)), key=lambda i: (-final[i], head[i].chunk.id))
-    ordered = [head[i] for i in order] + tail
-    return [
-        Hit(chunk=h.chunk, score=float(len(ordered) - i), rank=i + 1, scores=h.scores) for i, h in enumerate(ordered)
-    ]
 
 
 def score_heads(
@@ -129,8 +118,8 @@ def _index_first_stage(
     index_dir: str, queries: dict[str, str], dataset: EvalDataset, cfg: PipelineConfig, results: dict[str, float]
 ) -> dict[str, list[Hit]]:
     """bm25, dense and hybrid from the project's index; returns the hybrid hits (chunks)."""
-    from ingest.store import open_index
     from rag.retrieval import SentenceTransformerEncoder, build_retriever
+    from rag.store import open_index
 
     index = open_index(index_dir, embedding_model=cfg.embedding.model)
     encoder = SentenceTransformerEncoder(index.embedding_model)
@@ -152,12 +141,8 @@ def _bm25_docs_first_stage(
     import bm25s
     import Stemmer
 
-    from rag.training.data import beir_passage
-    from rag.types import Chunk
-
-    with (dataset_dir / "corpus.jsonl").open(encoding="utf-8") as fh:
-        docs = [json.loads(line) for line in fh if line.strip()]
-    chunks = [Chunk(id=str(d["_id"]), source=str(d["_id"]), text=beir_passage(d)) for d in docs]
+    docs = load_corpus(dataset_dir / "corpus.jsonl")
+    chunks = [Chunk(id=d.source, source=d.source, text=beir_passage(d)) for d in docs.values()]
     stemmer = Stemmer.Stemmer(cfg.bm25.stemmer) if cfg.bm25.stemmer else None
     retriever = bm25s.BM25(k1=cfg.bm25.k1, b=cfg.bm25.b)
     retriever.index(
@@ -184,7 +169,6 @@ def _bm25_docs_first_stage(
 def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
-    from rag.calibration import read_calibration
     from rag.models import resolve_reranker_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -262,12 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name:<40} nDCG@10 {results[name]:.4f}", flush=True)
             else:
                 rows.append((f"{label}+rerank[{model}] calibrated w={cal.fusion_weight}", cal.fusion_weight))
+
         def ndcg_at(w: float, heads: dict[str, np.ndarray] = heads) -> float:
-            reranked = {q: rerank_hits(first[q], heads[q], depth=args.depth, fusion_weight=w) for q in first}
+            reranked = {q: rerank_head(first[q], heads[q], depth=args.depth, weight=w) for q in first}
             return mean_scores(score_run(hits_to_run(reranked, dataset), dataset, ks=(10,)))["ndcg@10"]
 
         if args.curve:
-            curve = {str(w): ndcg_at(w) for w in [round(0.1 * i, 1) for i in range(11)]}
+            curve = {str(w): ndcg_at(w) for w in WEIGHT_GRID}
             report.setdefault("curve", {})[model] = curve  # type: ignore[index]
             print(f"blend curve [{model}]: " + " ".join(f"{w} {v:.4f}" for w, v in curve.items()), flush=True)
         for name, w in rows:

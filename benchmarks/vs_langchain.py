@@ -32,6 +32,8 @@ if sys.path and Path(sys.path[0] or ".").resolve() == HERE:
     sys.path[0] = str(HERE.parent)  # the repo, not benchmarks/ (whose ingest.py would shadow the package)
 
 import rag  # noqa: E402, F401 - offline environment first
+from eval.datasets import load_qrels  # noqa: E402
+from rag.jsonl import read_jsonl  # noqa: E402
 
 
 def _query_benchmark() -> Any:
@@ -46,17 +48,6 @@ _qb = _query_benchmark()
 DEFAULT_DATA, load_test_queries, percentile = _qb.DEFAULT_DATA, _qb.load_test_queries, _qb.percentile
 
 CHUNK_TOKENS, OVERLAP_TOKENS = 256, 32
-
-
-def load_qrels(data: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    with open(data / "qrels" / "test.tsv", encoding="utf-8") as fh:
-        next(fh)
-        for line in fh:
-            if line.strip():
-                qid, did, score = line.rstrip("\n").split("\t")
-                qrels.setdefault(qid, {})[did] = int(score)
-    return qrels
 
 
 def doc_run(doc_ids: Sequence[str], k: int = 10) -> dict[str, float]:
@@ -93,7 +84,7 @@ def _ours(data: Path, work: Path, depth: int, queries: list[tuple[str, str]]) ->
         lost_in_the_middle(hits[:10])
         latencies.append((time.perf_counter() - t) * 1000.0)
         run[qid] = doc_run([h.chunk.source for h in hits])
-    return {"ingest_s": ingest_s, "chunks": len(pipe.index.chunks), "latencies_ms": latencies, "run": run}
+    return {"ingest_s": ingest_s, "chunks": len(pipe.index), "latencies_ms": latencies, "run": run}
 
 
 def _langchain(data: Path, depth: int, queries: list[tuple[str, str]]) -> dict[str, Any]:
@@ -125,11 +116,9 @@ def _langchain(data: Path, depth: int, queries: list[tuple[str, str]]) -> dict[s
     start = time.perf_counter()
     embeddings = SentenceTransformerEmbeddings("all-MiniLM-L6-v2")
     docs = []
-    with open(data / "corpus.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            d = json.loads(line)
-            text = "\n".join(x for x in (d.get("title", ""), d.get("text", "")) if x)
-            docs.append(Document(page_content=text, metadata={"source": str(d["_id"])}))
+    for _, d in read_jsonl(data / "corpus.jsonl"):
+        text = "\n".join(x for x in (d.get("title", ""), d.get("text", "")) if x)
+        docs.append(Document(page_content=text, metadata={"source": str(d["_id"])}))
     splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
         embeddings.model.tokenizer, chunk_size=CHUNK_TOKENS, chunk_overlap=OVERLAP_TOKENS
     )
@@ -155,7 +144,7 @@ def _langchain(data: Path, depth: int, queries: list[tuple[str, str]]) -> dict[s
 def subsample(data: Path, max_docs: int, out: Path) -> Path:
     """A BEIR folder whose corpus keeps every document judged in the test qrels plus the first others
     in file order up to ``max_docs`` (queries and qrels are linked, not copied)."""
-    judged = {d for docs in load_qrels(data).values() for d in docs}
+    judged = {d for docs in load_qrels(data / "qrels" / "test.tsv").values() for d in docs}
     out.mkdir(parents=True, exist_ok=True)
     kept = 0
     with open(data / "corpus.jsonl", encoding="utf-8") as src, open(out / "corpus.jsonl", "w", encoding="utf-8") as dst:
@@ -224,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.side:
         print(json.dumps(side(args.side, args.data, args.depth, args.queries, args.threads)))
         return 0
-    qrels = load_qrels(args.data)
+    qrels = load_qrels(args.data / "qrels" / "test.tsv")
     tmp = tempfile.TemporaryDirectory(prefix="vs-langchain-data-")
     data = subsample(args.data, args.max_docs, Path(tmp.name)) if args.max_docs else args.data
     with open(data / "corpus.jsonl", encoding="utf-8") as fh:

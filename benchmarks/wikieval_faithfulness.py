@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import rag  # noqa: E402,F401 - offline environment first
+from rag.jsonl import read_jsonl  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 JUDGES = ("likelihood", "faithfulness")
@@ -31,20 +32,16 @@ def load(path: Path) -> list[dict[str, Any]]:
     def strip(s: str, prefix: str) -> str:
         return s[len(prefix) :].strip() if s.startswith(prefix) else s.strip()
 
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            r = json.loads(line)
-            rows.append(
-                {
-                    "id": r["source"],
-                    "question": strip(r["question"], "Question:"),
-                    "grounded": strip(r["answer"], "Answer:"),
-                    "ungrounded": strip(r["ungrounded_answer"], "Answer:"),
-                    "contexts": tuple(r["context_v1"]),
-                }
-            )
-    return rows
+    return [
+        {
+            "id": r["source"],
+            "question": strip(r["question"], "Question:"),
+            "grounded": strip(r["answer"], "Answer:"),
+            "ungrounded": strip(r["ungrounded_answer"], "Answer:"),
+            "contexts": tuple(r["context_v1"]),
+        }
+        for _, r in read_jsonl(path)
+    ]
 
 
 def main() -> int:

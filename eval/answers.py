@@ -1,23 +1,21 @@
 """The answer-evaluation suite: load a JSONL of questions, produce missing answers with the pipeline,
 run every selected judge on every item, and report (terminal table, summary.json, items.jsonl with the
 judges' reasons, answers.jsonl for ``rag eval pairwise``, report.html with a chart). Also the pairwise
-runner comparing two systems' answer files.
+runner comparing two systems' answer files. Plain functions: ``rag eval faithfulness`` and ``rag eval
+pairwise`` (:mod:`rag.commands.eval_answers`) parse the arguments, call them and print.
 
 Suite line: ``{"id", "question", "reference"?, "answer"?, "contexts"?: [str], "domain"?: general|coding|math}``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, get_args
 
-from eval.judges import DEFAULT_JUDGES, EvalSample, Judge, JudgeName, JudgeResult, JudgeSettings, build_judge
-from eval.judges.base import Domain
+from eval.judges import DEFAULT_JUDGES, EvalSample, JudgeName, JudgeResult
+from eval.judges.base import Domain, Judge
 from eval.judges.pairwise import PairVerdict, PairwiseJudge, summarise
 from eval.report import (
     bar_chart_png,
@@ -32,7 +30,9 @@ from eval.report import (
     write_text,
 )
 from rag.errors import EvalDataError
+from rag.jsonl import read_jsonl
 from rag.llm import ContinuationScorer
+from rag.pipeline import Pipeline
 
 SCALE: dict[str, float] = {"pointwise": 10.0, "geval_consistency": 5.0}  # for the normalised chart
 
@@ -43,32 +43,25 @@ def load_suite(path: str | Path) -> list[EvalSample]:
     if not p.is_file():
         raise EvalDataError(f"{p}: suite file not found")
     items: list[EvalSample] = []
-    with p.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise EvalDataError(f"{p}:{n}: invalid JSON ({e.msg})") from e
-            if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not row["question"].strip():
-                raise EvalDataError(f"{p}:{n}: each line needs a non-empty 'question' string")
-            contexts = row.get("contexts") or []
-            if not isinstance(contexts, list) or not all(isinstance(c, str) for c in contexts):
-                raise EvalDataError(f"{p}:{n}: 'contexts' must be a list of strings")
-            domain = row.get("domain", "general")
-            if domain not in get_args(Domain):
-                raise EvalDataError(f"{p}:{n}: domain {domain!r} is not one of {', '.join(get_args(Domain))}")
-            items.append(
-                EvalSample(
-                    question=row["question"].strip(),
-                    answer=str(row.get("answer") or ""),
-                    contexts=tuple(contexts),
-                    reference=row.get("reference") or None,
-                    id=str(row.get("id", n)),
-                    domain=domain,
-                )
+    for n, row in read_jsonl(p):
+        if not isinstance(row.get("question"), str) or not row["question"].strip():
+            raise EvalDataError(f"{p}:{n}: each line needs a non-empty 'question' string")
+        contexts = row.get("contexts") or []
+        if not isinstance(contexts, list) or not all(isinstance(c, str) for c in contexts):
+            raise EvalDataError(f"{p}:{n}: 'contexts' must be a list of strings")
+        domain = row.get("domain", "general")
+        if domain not in get_args(Domain):
+            raise EvalDataError(f"{p}:{n}: domain {domain!r} is not one of {', '.join(get_args(Domain))}")
+        items.append(
+            EvalSample(
+                question=row["question"].strip(),
+                answer=str(row.get("answer") or ""),
+                contexts=tuple(contexts),
+                reference=row.get("reference") or None,
+                id=str(row.get("id", n)),
+                domain=domain,
             )
+        )
     if not items:
         raise EvalDataError(f"{p}: the suite is empty")
     if len({it.id for it in items}) != len(items):
@@ -90,8 +83,6 @@ def produce_answers(items: Sequence[EvalSample], ask: Callable[[str], tuple[str,
 
 def pipeline_asker(config: Any, index_dir: str | None, llm: Any) -> Callable[[str], tuple[str, list[str]]]:
     """``ask`` over the project's pipeline: the answer and its passages' text in retrieval-rank order."""
-    from rag.pipeline import Pipeline
-
     pipe = Pipeline.from_config(config, index_dir=index_dir, llm=llm)
 
     def ask(question: str) -> tuple[str, list[str]]:
@@ -140,8 +131,21 @@ def run_suite(
     return SuiteResult(list(items), results)
 
 
-def terminal_table(summary: dict[str, dict[str, Any]]) -> str:
-    rows = [
+def choose_judges(requested: Sequence[JudgeName] | None, llm: Any) -> tuple[list[JudgeName], list[str]]:
+    """The judges to run (those asked for, else :data:`~eval.judges.DEFAULT_JUDGES`) and notes on what was
+    left out: the default likelihood judge needs a backend that scores given text."""
+    names: list[JudgeName] = list(dict.fromkeys(requested or DEFAULT_JUDGES))
+    if not requested and not isinstance(llm, ContinuationScorer):
+        names.remove("likelihood")
+        return names, [f"{llm.name} cannot score given text; the likelihood judge is skipped"]
+    return names, []
+
+
+SUMMARY_HEADERS = ("judge", "mean", "ok", "errors", "items/min", "tokens/item")
+
+
+def _summary_rows(summary: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
+    return [
         [
             n,
             s["mean"] if s["mean"] is not None else "n/a",
@@ -152,7 +156,10 @@ def terminal_table(summary: dict[str, dict[str, Any]]) -> str:
         ]
         for n, s in summary.items()
     ]
-    return format_table(["judge", "mean", "ok", "errors", "items/min", "tokens/item"], rows, precision=3)
+
+
+def terminal_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
+    return format_table(SUMMARY_HEADERS, _summary_rows(summary), precision=3)
 
 
 def write_suite_outputs(result: SuiteResult, out: Path, *, title: str) -> list[Path]:
@@ -179,17 +186,6 @@ def write_suite_outputs(result: SuiteResult, out: Path, *, title: str) -> list[P
         title=title,
         ylabel="score",
     )
-    table_rows = [
-        [
-            n,
-            s["mean"] if s["mean"] is not None else "n/a",
-            s["n_ok"],
-            s["errors"],
-            s["items_per_minute"] or 0.0,
-            s["tokens_per_item"] or 0.0,
-        ]
-        for n, s in summary.items()
-    ]
     item_rows = [
         [r["item_id"], r["judge"], r["status"], r["score"] if r["score"] is not None else "error", r["reason"][:300]]
         for r in rows
@@ -199,7 +195,7 @@ def write_suite_outputs(result: SuiteResult, out: Path, *, title: str) -> list[P
         [
             html_section(
                 "Judges",
-                html_table(["judge", "mean", "ok", "errors", "items/min", "tokens/item"], table_rows, precision=3),
+                html_table(SUMMARY_HEADERS, _summary_rows(summary), precision=3),
                 html_image(chart, alt="mean score per judge"),
                 html_paragraph(
                     "Failed judgements are excluded from the means and counted under errors.", css_class="note"
@@ -220,62 +216,9 @@ def write_suite_outputs(result: SuiteResult, out: Path, *, title: str) -> list[P
     ]
 
 
-def run_suite_command(
-    args: argparse.Namespace, *, llm_factory: Callable[[argparse.Namespace], Any], progress: bool
-) -> int:
-    """``rag eval faithfulness``: the CLI's one library call."""
-    items = load_suite(args.suite)
-    config, llm = llm_factory(args)
-    missing = sum(not it.answer.strip() for it in items)
-    if missing:
-        print(
-            f"producing {missing} missing answer(s) with the pipeline over {args.index or config.index_dir}",
-            file=sys.stderr,
-        )
-        items = produce_answers(items, pipeline_asker(config, args.index, llm))
-    names: list[JudgeName] = list(dict.fromkeys(args.judges or DEFAULT_JUDGES))
-    if not args.judges and not isinstance(llm, ContinuationScorer):
-        names.remove("likelihood")
-        print(f"note: {llm.name} cannot score given text; the likelihood judge is skipped", file=sys.stderr)
-    embedder = None
-    if "answer_relevance" in names:
-        from rag.models import load_embedder
-
-        embedder = load_embedder(config.embedding.model, config.embedding.device)
-    settings = JudgeSettings(
-        retries=args.max_retries,
-        granularity=getattr(args, "granularity", "claims"),
-        top_logprobs=max(0, getattr(args, "logprobs", 0)),
-        likelihood_threshold=getattr(args, "likelihood_threshold", None),
-    )
-    judges = [build_judge(n, llm, embedder=embedder, settings=settings) for n in names]
-
-    def on_row(r: JudgeResult) -> None:
-        if progress:
-            print(f"{r.judge} {r.item_id}: {r.status} {r.score}", file=sys.stderr, flush=True)
-
-    result = run_suite(items, judges, on_row=on_row)
-    out = Path(args.out or f"runs/eval-answers-{Path(args.suite).stem}")
-    paths = write_suite_outputs(result, out, title=f"Answer evaluation: {Path(args.suite).name} ({llm.name})")
-    if getattr(args, "ragas", False):
-        paths.append(write_json(out / "ragas.json", ragas_comparison(result, llm, embedder or _embedder(config))))
-    if args.json:
-        print(json.dumps(result.summary(), indent=2, sort_keys=True))
-    else:
-        print(terminal_table(result.summary()))
-        print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
-
-
-def _embedder(config: Any) -> Any:
-    from rag.models import load_embedder
-
-    return load_embedder(config.embedding.model, config.embedding.device)
-
-
 def ragas_comparison(result: SuiteResult, llm: Any, embedder: Any) -> dict[str, Any]:
     """ragas' scores on the same items, with the cost and where they differ from our judges."""
-    from eval.ragas_engine import compare, run_ragas
+    from eval.ragas_engine import compare, run_ragas  # lazy: ragas is heavy and only --ragas needs it
 
     ids = [it.id for it in result.items]
     scores, usage = run_ragas(result.items, llm, embedder)
@@ -311,40 +254,32 @@ def run_pairwise(
     return verdicts
 
 
-def run_pairwise_command(
-    args: argparse.Namespace, *, llm_factory: Callable[[argparse.Namespace], Any], progress: bool
-) -> int:
-    """``rag eval pairwise``: both orders per pair, inconsistent = tie; summary + per-pair rows."""
-    from eval.judges.base import CallOptions
-
-    a, b = load_answers(args.a), load_answers(args.b)
-    _, llm = llm_factory(args)
-    verdicts = run_pairwise(
-        a,
-        b,
-        PairwiseJudge(llm, options=CallOptions(max_tokens=300, retries=args.max_retries)),
-        on_pair=(lambda v: print(f"{v.item_id}: {v.outcome}", file=sys.stderr)) if progress else None,
-    )
+def pairwise_summary(
+    a: Mapping[str, EvalSample], b: Mapping[str, EvalSample], verdicts: Sequence[PairVerdict], *, length_control: bool
+) -> dict[str, Any]:
+    """Win rates and consistency of ``verdicts`` (optionally with the answer-length difference regressed
+    out), plus pairs per minute and tokens per pair."""
     ids = [v.item_id for v in verdicts]
     lengths = ([len(a[i].answer.split()) for i in ids], [len(b[i].answer.split()) for i in ids])
     summary = summarise(
-        verdicts, len_a=lengths[0] if args.length_control else None, len_b=lengths[1] if args.length_control else None
+        verdicts, len_a=lengths[0] if length_control else None, len_b=lengths[1] if length_control else None
     ).to_dict()
     seconds = sum(v.usage.seconds for v in verdicts)
     summary["pairs_per_minute"] = 60 * len(verdicts) / seconds if seconds else None
     summary["tokens_per_pair"] = sum(v.usage.prompt_tokens + v.usage.completion_tokens for v in verdicts) / len(
         verdicts
     )
-    out = Path(args.out or "runs/eval-pairwise")
-    write_json(out / "summary.json", summary)
-    write_jsonl(out / "pairs.jsonl", [v.to_dict() for v in verdicts])
-    if args.json:
-        print(json.dumps(summary, indent=2, sort_keys=True))
-    else:
-        print(
-            format_table(
-                ["metric", "value"], [[k, v if v is not None else "n/a"] for k, v in summary.items()], precision=3
-            )
-        )
-        print(f"wrote {out / 'summary.json'}, {out / 'pairs.jsonl'}")
-    return 0
+    return summary
+
+
+def write_pairwise_outputs(summary: Mapping[str, Any], verdicts: Sequence[PairVerdict], out: Path) -> list[Path]:
+    return [
+        write_json(out / "summary.json", summary),
+        write_jsonl(out / "pairs.jsonl", [v.to_dict() for v in verdicts]),
+    ]
+
+
+def pairwise_table(summary: Mapping[str, Any]) -> str:
+    return format_table(
+        ["metric", "value"], [[k, v if v is not None else "n/a"] for k, v in summary.items()], precision=3
+    )

@@ -16,17 +16,21 @@ line number.
 
 Qrels files (``--qrels``) may be BEIR TSV (``query-id<TAB>corpus-id<TAB>score``, header optional) or
 TREC qrels (``qid iter docid rel``).
+
+This is the one reader of these files: the reranker's training data (:mod:`rag.training.data`) and the
+benchmarks read BEIR folders through it, and every JSONL line through :func:`rag.jsonl.read_jsonl`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rag.errors import EvalDataError
+from ingest.sources import BeirDocument, read_beir_corpus
+from rag.errors import EvalDataError, IngestError
+from rag.jsonl import read_jsonl
 
 DatasetKind = Literal["beir", "jsonl"]
 Unit = Literal["document", "chunk"]
@@ -53,26 +57,6 @@ class EvalDataset:
         return self.units.get(qid, "document")
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for every non-blank line; any problem is an ``EvalDataError`` naming the line."""
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise EvalDataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
-                if not isinstance(obj, dict):
-                    raise EvalDataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-                yield lineno, obj
-    except FileNotFoundError as e:
-        raise EvalDataError(f"{path}: file not found") from e
-    except UnicodeDecodeError as e:
-        raise EvalDataError(f"{path}: not UTF-8 text ({e.reason})") from e
-
-
 def load_queries(path: Path) -> dict[str, str]:
     """BEIR ``queries.jsonl``: ``_id`` -> ``text``."""
     queries: dict[str, str] = {}
@@ -84,8 +68,23 @@ def load_queries(path: Path) -> dict[str, str]:
     return queries
 
 
+def load_corpus(path: Path) -> dict[str, BeirDocument]:
+    """BEIR ``corpus.jsonl``: ``_id`` -> document, parsed as ``rag ingest`` parses it
+    (:func:`ingest.sources.read_beir_corpus`); a line it cannot use is an error naming the line."""
+    try:
+        docs, failed = read_beir_corpus(path)
+    except IngestError as e:  # the file cannot be read
+        raise EvalDataError(str(e)) from e
+    if failed:
+        where, reason = failed[0]
+        more = f" (and {len(failed) - 1} more line(s))" if len(failed) > 1 else ""
+        raise EvalDataError(f"{where}: {reason}{more}")
+    return {d.source: d for d in docs}
+
+
 def load_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """BEIR TSV or TREC qrels -> ``{qid: {doc_id: grade}}``. A repeated pair keeps the last grade."""
+    """BEIR TSV or TREC qrels -> ``{qid: {doc_id: grade}}``, query ids in file order. Blank lines are skipped,
+    a grade may be written as a float (``1.0``); a repeated pair keeps the last grade."""
     qrels: dict[str, dict[str, int]] = {}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -109,9 +108,12 @@ def load_qrels(path: Path) -> dict[str, dict[str, int]]:
                 f"{path}:{lineno}: expected 'query-id corpus-id score' or 'qid iter docid rel', got {line!r}"
             )
         try:
-            grade = int(float(grade_text))
+            value = float(grade_text)
         except ValueError as e:
             raise EvalDataError(f"{path}:{lineno}: relevance {grade_text!r} is not a number") from e
+        if not value.is_integer():
+            raise EvalDataError(f"{path}:{lineno}: relevance {grade_text!r} is not a whole number")
+        grade = int(value)
         qrels.setdefault(qid, {})[doc_id] = grade
     if not qrels:
         raise EvalDataError(f"{path}: no judgments found")
@@ -138,8 +140,9 @@ def load_beir(directory: Path, *, split: str = "test", qrels_path: Path | None =
             f"{', '.join(missing[:5])}"
         )
     queries = {qid: all_queries[qid] for qid in qrels}
-    return EvalDataset(name=directory.resolve().name, kind="beir", corpus=corpus, queries=queries,
-                       qrels=qrels, split=split)
+    return EvalDataset(
+        name=directory.resolve().name, kind="beir", corpus=corpus, queries=queries, qrels=qrels, split=split
+    )
 
 
 def _relevance(value: Any, where: str) -> dict[str, int]:
@@ -186,8 +189,15 @@ def load_plain(path: Path, *, qrels_path: Path | None = None) -> EvalDataset:
         if unknown:
             raise EvalDataError(f"{qrels_path}: query id(s) not in {path}: {', '.join(unknown[:5])}")
         queries = {qid: queries[qid] for qid in qrels}
-    return EvalDataset(name=path.parent.resolve().name, kind="jsonl", corpus=path.parent, queries=queries,
-                       qrels=qrels, units=units, split=path.stem)
+    return EvalDataset(
+        name=path.parent.resolve().name,
+        kind="jsonl",
+        corpus=path.parent,
+        queries=queries,
+        qrels=qrels,
+        units=units,
+        split=path.stem,
+    )
 
 
 def load_dataset(path: str | Path, *, split: str = "test", qrels_path: str | Path | None = None) -> EvalDataset:

@@ -182,27 +182,13 @@ def load_mtbench(root: str | Path, *, voters: Voters = "expert") -> LoadReport:
 
 
 def _rows(path: Path, report: LoadReport) -> Iterable[tuple[int, dict[str, Any]]]:
-    import json
-
     if not path.is_file():
         report.notes.append(f"{path}: missing; its column is left empty")
         return
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                _skip(report, path, line_no, e)
-                continue
-            if not isinstance(row, dict):
-                _skip(report, path, line_no, ValueError("not a JSON object"))
-                continue
-            yield line_no, row
+    yield from jsonl.read_jsonl(path, on_error=lambda line_no, reason: _skip(report, path, line_no, reason))
 
 
-def _skip(report: LoadReport, path: Path, line: int, error: Exception) -> None:
+def _skip(report: LoadReport, path: Path, line: int, error: Exception | str) -> None:
     report.skipped[path.name] += 1
     if report.skipped[path.name] <= 5:
         report.notes.append(f"{path.name} line {line}: skipped ({error})")

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from eval.judges.mtbench import LETTERS, MTBenchJudgeName, PointwiseGrader, argmax_position, log_odds
+from eval.judges import MTBenchJudgeName
+from eval.judges.mtbench import LETTERS, PointwiseGrader, argmax_position, log_odds
 from eval.mtbench import (
     GPT4,
     LONGER,

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import EvalDataError
+from rag.jsonl import appender, read_jsonl, read_rows
 
 # ---- questions ------------------------------------------------------------------------------------
 
@@ -52,8 +53,6 @@ class QAItem:
 
 def load_questions(path: str | Path) -> list[QAItem]:
     """Every row of a questions JSONL, validated before anything runs; a problem names the line."""
-    from eval.datasets import read_jsonl
-
     p = Path(path)
     if not p.is_file():
         raise EvalDataError(f"{p}: questions file not found")
@@ -300,8 +299,6 @@ def run_qa(
     on_row: Callable[[dict[str, Any], int, int], None] | None = None,
 ) -> QARun:
     """Ask every item not already in ``out/items.jsonl`` and append its row as soon as it is answered."""
-    from rag.jsonl import appender, read_rows
-
     check_resume(out, settings)
     out.mkdir(parents=True, exist_ok=True)
     run_settings_path(out).write_text(json.dumps(dict(settings), indent=2, sort_keys=True) + "\n", encoding="utf-8")

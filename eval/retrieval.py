@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -29,13 +29,14 @@ from eval.datasets import EvalDataset, load_dataset
 from eval.metrics import METRIC_NAMES, evaluate_rankings, mean_scores, parse_metric_key, rank_run
 from eval.runs import Aggregation, Run, aggregate
 from eval.significance import PairedComparison, compare_systems
+from ingest.pipeline import ingest
+from rag.blend import head_then_tail
 from rag.config import PipelineConfig
-from rag.errors import ConfigError, ModelError
+from rag.errors import ConfigError, IndexNotFoundError, ModelError
+from rag.rerank import Reranker, load_reranker
+from rag.retrieval import QueryEncoder, Retriever, SentenceTransformerEncoder, build_retriever
+from rag.store import VectorStore, current_generation, open_store, read_manifest
 from rag.types import Hit
-
-if TYPE_CHECKING:
-    from rag.rerank import Reranker
-    from rag.retrieval import QueryEncoder, Retriever, SearchIndex
 
 EvalMode = Literal["bm25", "dense", "hybrid", "hybrid+rerank"]
 EVAL_MODES: tuple[EvalMode, ...] = get_args(EvalMode)
@@ -132,17 +133,10 @@ class CachingEncoder:
 def rerank_candidates(
     reranker: Reranker, queries: Sequence[str], hits: Sequence[list[Hit]], *, depth: int
 ) -> list[list[Hit]]:
-    """Rerank the first ``depth`` hits of each list; the rest keep their order below them.
-
-    The returned hits carry a rank-based ``score`` (higher is better) so the list stays one ranking.
-    """
+    """Rerank the first ``depth`` hits of each list; the rest keep their order below them
+    (:func:`rag.blend.head_then_tail`: scores become rank-based so each list stays one ranking)."""
     heads = reranker.rerank_many(queries, [h[:depth] for h in hits], top_k=depth)
-    out: list[list[Hit]] = []
-    for head, full in zip(heads, hits, strict=True):
-        ordered = [*head, *full[depth:]]
-        out.append([Hit(chunk=h.chunk, score=float(len(ordered) - i), rank=i + 1, scores=h.scores, ranks=h.ranks)
-                    for i, h in enumerate(ordered)])
-    return out
+    return [head_then_tail(head, full, depth=depth) for head, full in zip(heads, hits, strict=True)]
 
 
 def hits_to_run(
@@ -200,8 +194,6 @@ def resolve_modes(
     config: RetrievalEvalConfig, pipeline: PipelineConfig, *, index_dir: str | Path | None = None
 ) -> tuple[list[EvalMode], Reranker | None, list[str]]:
     """The modes to run, the reranker when ``hybrid+rerank`` is among them, and notes for the report."""
-    from rag.rerank import load_reranker
-
     notes: list[str] = []
     reranker, status = load_reranker(pipeline.rerank, index_dir=index_dir)
     if reranker is not None:
@@ -221,7 +213,7 @@ def resolve_modes(
 
 def evaluate_retrieval(
     dataset: EvalDataset,
-    index: SearchIndex,
+    index: VectorStore,
     *,
     pipeline: PipelineConfig,
     config: RetrievalEvalConfig | None = None,
@@ -231,8 +223,6 @@ def evaluate_retrieval(
     notes: Sequence[str] = (),
 ) -> RetrievalEvalResult:
     """Evaluate every mode over ``index`` (already built for ``dataset``'s corpus)."""
-    from rag.retrieval import SentenceTransformerEncoder, build_retriever
-
     config = config or RetrievalEvalConfig()
     modes, reranker, mode_notes = resolve_modes(config, pipeline, index_dir=getattr(index, "path", index_dir))
     all_notes = [*notes, *mode_notes]
@@ -281,9 +271,12 @@ def evaluate_retrieval(
     )
 
 
-def _unjudged_count(dataset: EvalDataset, index: SearchIndex) -> int:
-    sources = {c.source for c in index.chunks}
-    chunk_ids = {c.id for c in index.chunks}
+def _unjudged_count(dataset: EvalDataset, index: VectorStore) -> int:
+    sources: set[str] = set()
+    chunk_ids: set[str] = set()
+    for c in index.iter_chunks():
+        sources.add(c.source)
+        chunk_ids.add(c.id)
     missing = 0
     for qid, judged in dataset.qrels.items():
         known = chunk_ids if dataset.unit(qid) == "chunk" else sources
@@ -304,16 +297,12 @@ def default_index_dir(dataset: EvalDataset, pipeline: PipelineConfig) -> Path:
 
 def open_or_build_index(
     dataset: EvalDataset, *, index_dir: Path, pipeline: PipelineConfig, progress: bool = False
-) -> tuple[SearchIndex, list[str]]:
+) -> tuple[VectorStore, list[str]]:
     """Open the index for ``dataset``'s corpus, ingesting it first (a no-op when nothing changed).
 
     Refuses an index that was built from a different corpus, since re-ingesting into it would replace
     that corpus.
     """
-    from ingest.pipeline import ingest
-    from ingest.store import current_generation, open_index, read_manifest
-    from rag.errors import IndexNotFoundError
-
     corpus = dataset.corpus.resolve()
     try:
         manifest = read_manifest(current_generation(index_dir))
@@ -336,7 +325,7 @@ def open_or_build_index(
     if report.failed:
         notes.append(f"{len(report.failed)} document(s) could not be ingested, e.g. {report.failed[0][0]}: "
                      f"{report.failed[0][1]}")
-    return open_index(index_dir, embedding_model=pipeline.embedding.model), notes
+    return open_store(index_dir, pipeline, embedding_model=pipeline.embedding.model), notes
 
 
 class RetrievalEvaluator:

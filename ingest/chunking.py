@@ -2,7 +2,9 @@
 
 Markdown (and HTML and Office files, whose headings the loaders turn into ``#`` lines) is split on
 headings first with ``MarkdownHeaderTextSplitter`` (within each page for slides and sheets); every
-section is then split recursively to at most ``chunk_tokens`` tokens with ``overlap_tokens`` overlap.
+section is then split recursively to at most ``chunk_tokens`` tokens with ``overlap_tokens`` overlap
+(:class:`rag.config.ChunkingConfig` holds the overlap to at most half a chunk; a model whose window cannot
+hold such a chunk is a :class:`~rag.errors.ConfigError`, never a silent change of the settings).
 Each chunk's text is an exact slice of the cleaned document, so ``text == document[start:end]`` and
 the page and heading path are known.
 """
@@ -17,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingest.clean import CleanDocument
-from rag.config import ChunkingConfig
+from rag.config import MIN_CHUNK_TOKENS, ChunkingConfig
+from rag.errors import ConfigError
 from rag.types import Chunk
 
 HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
@@ -51,7 +54,7 @@ class Chunker:
 
         self.config = config
         self.chunk_tokens = effective_chunk_tokens(config, max_tokens)
-        self.overlap = min(config.overlap_tokens, self.chunk_tokens // 2)
+        self.overlap = config.overlap_tokens
         self._count = TokenCounter(tokenizer)
         self._splitters: dict[int, RecursiveCharacterTextSplitter] = {}
         self._splitter_class = RecursiveCharacterTextSplitter
@@ -104,11 +107,12 @@ class Chunker:
 
     def _split_section(self, text: str) -> list[str]:
         """Split into chunks of balanced size: a 300-token section becomes two of ~150 + overlap,
-        not one of 254 and a 46-token tail."""
+        not one of 254 and a 46-token tail. A balanced piece overlaps the next by at most half its own
+        size (the rule the configuration applies to a whole chunk), so every piece moves the text on."""
         tokens = self._count(text)
         if tokens <= self.chunk_tokens:
             return [text] if text.strip() else []
-        parts = math.ceil(tokens / max(self.chunk_tokens - self.overlap, 1))
+        parts = math.ceil(tokens / (self.chunk_tokens - self.overlap))
         target = min(self.chunk_tokens, math.ceil(tokens / parts) + self.overlap)
         return [t for t in self._splitter(target).split_text(text) if t.strip()]
 
@@ -132,11 +136,24 @@ def _page_spans(doc: CleanDocument) -> list[tuple[int, int]]:
 
 
 def effective_chunk_tokens(config: ChunkingConfig, max_tokens: int | None) -> int:
-    """``chunk_tokens``, capped so a chunk plus special tokens fits the model's ``max_seq_length``."""
-    size = config.chunk_tokens
-    if max_tokens:
-        size = min(size, max_tokens - SPECIAL_TOKENS)
-    return max(size, 8)
+    """``chunk_tokens``, lowered when needed so a chunk plus special tokens fits the model's ``max_seq_length``
+    (``max_tokens``); the manifest records the result as ``effective_chunk_tokens``. A window too small for a
+    chunk of ``MIN_CHUNK_TOKENS``, or for ``overlap_tokens`` within half a chunk, raises :class:`ConfigError`."""
+    if not max_tokens or config.chunk_tokens <= max_tokens - SPECIAL_TOKENS:
+        return config.chunk_tokens
+    size = max_tokens - SPECIAL_TOKENS
+    if size < MIN_CHUNK_TOKENS:
+        raise ConfigError(
+            f"the embedding model reads at most {max_tokens} tokens, too few for a chunk of {MIN_CHUNK_TOKENS}; "
+            "raise embedding.max_seq_length or choose another embedding.model"
+        )
+    if config.overlap_tokens > size // 2:
+        raise ConfigError(
+            f"chunking.overlap_tokens must be at most half a chunk, and the embedding model's {max_tokens}-token "
+            f"window holds chunks of {size} tokens: lower chunking.overlap_tokens to {size // 2} or less, "
+            f"got {config.overlap_tokens}"
+        )
+    return size
 
 
 class TokenCounter:

@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ingest.loaders import LoadedDocument
+from ingest.document import LoadedDocument
 
 EDGE_LINES = 3
 MIN_PAGES = 4

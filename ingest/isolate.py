@@ -89,7 +89,7 @@ class LoadStats:
 
 def load_and_clean(path: Path, data: bytes, config: IngestConfig, *, progress: bool = False) -> CleanDocument:
     """What the worker runs for one file: load (OCR included, one engine per process) and clean."""
-    from ingest.ocr import ocr_reader
+    from ingest.ocr import ocr_reader  # lazy: numpy/OpenCV load only in the worker
 
     return clean_document(load_document(path, data, ocr=ocr_reader(config, progress=progress)))
 

@@ -11,36 +11,16 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from ingest.document import MARKDOWN_KINDS, DocumentKind, LoadedDocument
 from rag.errors import DocumentError
 
 if TYPE_CHECKING:
     from ingest.ocr import OcrReader
 
-DocumentKind = Literal["pdf", "text", "markdown", "html", "docx", "pptx", "xlsx", "image"]
-MARKDOWN_KINDS: tuple[DocumentKind, ...] = ("markdown", "html", "docx", "pptx", "xlsx")
-
-
-@dataclass(frozen=True)
-class LoadedDocument:
-    """Raw text per page (one page for a PDF page, a slide or a sheet; one page for other files);
-    ``markdown`` means headings are ``#`` lines. ``notes`` say what the loader left out and why;
-    ``ocr_pages`` are the 1-based numbers of the pages whose text was read by OCR."""
-
-    kind: DocumentKind
-    pages: list[str]
-    title: str | None = None
-    notes: tuple[str, ...] = ()
-    ocr_pages: tuple[int, ...] = ()
-
-    @property
-    def markdown(self) -> bool:
-        return self.kind in MARKDOWN_KINDS
-
-
+__all__ = ["MARKDOWN_KINDS", "DocumentKind", "LoadedDocument", "load_document"]
 Loader = Callable[[Path, bytes], LoadedDocument]
 OcrLoader = Callable[[Path, bytes, "OcrReader | None"], LoadedDocument]
 
@@ -167,7 +147,7 @@ def load_pdf(path: Path, data: bytes, ocr: OcrReader | None = None) -> LoadedDoc
         read = ocr.read_pdf(path, data, pages)
         pages, ocr_pages, notes = read.pages, read.ocr_pages, read.notes
     if not any(p.strip() for p in pages):
-        from ingest.ocr import no_text_reason
+        from ingest.ocr import no_text_reason  # lazy: numpy/OpenCV load only when OCR is involved
 
         raise DocumentError(path, no_text_reason(ocr, len(pages)))
     return LoadedDocument("pdf", pages, title, notes, ocr_pages)
@@ -193,19 +173,19 @@ def _pdf_title(reader: object) -> str | None:
 
 
 def load_docx(path: Path, data: bytes) -> LoadedDocument:
-    from ingest.office import load_docx as load
+    from ingest.office import load_docx as load  # lazy: the Office libraries load only for Office files
 
     return load(path, data)
 
 
 def load_pptx(path: Path, data: bytes) -> LoadedDocument:
-    from ingest.office import load_pptx as load
+    from ingest.office import load_pptx as load  # lazy: the Office libraries load only for Office files
 
     return load(path, data)
 
 
 def load_xlsx(path: Path, data: bytes) -> LoadedDocument:
-    from ingest.office import load_xlsx as load
+    from ingest.office import load_xlsx as load  # lazy: the Office libraries load only for Office files
 
     return load(path, data)
 

@@ -35,13 +35,12 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingest.document import LoadedDocument
 from rag.config import IngestConfig, OcrMode
 from rag.errors import DocumentError
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from ingest.loaders import LoadedDocument
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MIN_TEXT_CHARS = 20  # auto: a PDF page with fewer visible characters in its text layer is OCR'd
@@ -325,8 +324,6 @@ class OcrReader:
 
     def read_image(self, path: Path, data: bytes) -> LoadedDocument:
         """An image file as a document: one page per frame (a multi-page TIFF is a paged document)."""
-        from ingest.loaders import LoadedDocument
-
         frames = list(_image_frames(path, data))
         pages = [self.read(frame).text for frame in self._progress(iter(frames), len(frames), path)]
         if not any(page.strip() for page in pages):

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ingest.loaders import LoadedDocument
+from ingest.document import LoadedDocument
 from rag.errors import DocumentError
 
 MAX_UNPACKED_BYTES = 1_000_000_000

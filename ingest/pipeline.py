@@ -21,9 +21,10 @@ from typing import Any, Literal
 import numpy as np
 
 from ingest import store
-from ingest.bm25 import BM25Tokenizer, build_matrix
+from ingest.bm25 import build_matrix
 from ingest.chunking import CHUNKER_VERSION, Chunker, effective_chunk_tokens, make_chunks
 from ingest.clean import CleanDocument, clean_text, normalize_unicode, visible_chars
+from ingest.dense import build_faiss
 from ingest.isolate import FileLoader
 from ingest.loaders import OCR_LOADERS
 from ingest.lock import index_lock
@@ -41,6 +42,8 @@ from ingest.sources import (
 )
 from rag.config import PipelineConfig, to_dict
 from rag.errors import ConfigError, DocumentError, IndexNotFoundError, IndexVersionError, IngestError
+from rag.store import FORMAT_VERSION, Index, open_index
+from rag.store.bm25 import BM25Tokenizer
 from rag.types import Chunk
 
 __all__ = ["IngestReport", "ingest", "load_models"]
@@ -73,7 +76,7 @@ class Prepared:
 
 @dataclass
 class Previous:
-    index: store.Index
+    index: Index
     reusable: bool
     rows: dict[str, list[int]]
 
@@ -183,7 +186,7 @@ def _discover(root: Path, index_root: Path, config: PipelineConfig) -> tuple[lis
 
 def _load_previous(index_root: Path, config: PipelineConfig, report: IngestReport) -> Previous | None:
     try:
-        index = store.open_index(index_root)
+        index = open_index(index_root)
     except IndexNotFoundError:
         return None
     except IndexVersionError as e:
@@ -204,7 +207,7 @@ def _reuse_key(config: PipelineConfig) -> dict[str, Any]:
         "chunking": to_dict(config.chunking),
         "model": config.embedding.model,
         "max_seq_length": config.embedding.max_seq_length,
-        "format_version": store.FORMAT_VERSION,
+        "format_version": FORMAT_VERSION,
         "chunker_version": CHUNKER_VERSION,
     }
 
@@ -356,8 +359,6 @@ def _build_and_write(
     timer: _Timer,
     progress: bool,
 ) -> None:
-    from ingest.dense import build_faiss
-
     chunks = [c for p in prepared for c in p.chunks]
     with timer("embed"):
         embeddings, report.chunks_embedded = _embeddings(prepared, previous, models, config, progress)
@@ -467,7 +468,7 @@ def _manifest(
         for p in prepared
     }
     return build_manifest(
-        format_version=store.FORMAT_VERSION,
+        format_version=FORMAT_VERSION,
         config=config,
         dimension=dimension,
         max_seq_length=max_seq,

@@ -8,13 +8,14 @@ order.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from rag.errors import DocumentError, IngestError
+from rag.errors import DocumentError, EvalDataError, IngestError
+from rag.jsonl import read_jsonl
 
 # Hidden files, and the owner files Office writes beside a document while it is open (``~$report.docx``).
 SKIPPED_PREFIXES = (".", "~$")
@@ -116,34 +117,30 @@ def read_beir_corpus(path: Path) -> tuple[list[BeirDocument], list[tuple[str, st
     docs: list[BeirDocument] = []
     failed: list[tuple[str, str]] = []
     seen: set[str] = set()
+
+    def fail(number: int, reason: str) -> None:
+        failed.append((f"{path}:{number}", reason))
+
     try:
-        fh = open(path, encoding="utf-8")
-    except OSError as e:
-        raise IngestError(f"{path}: cannot be read: {e.strerror or e}") from e
-    with fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
+        for number, row in read_jsonl(path, on_error=fail):
             try:
-                doc = _parse_beir_line(line)
+                doc = beir_document(row)
             except ValueError as e:
-                failed.append((where, str(e)))
+                fail(number, str(e))
                 continue
             if doc.source in seen:
-                failed.append((where, f"duplicate _id {doc.source!r}"))
+                fail(number, f"duplicate _id {doc.source!r}")
                 continue
             seen.add(doc.source)
             docs.append(doc)
+    except EvalDataError as e:  # the file itself cannot be read
+        raise IngestError(str(e)) from e
     return docs, failed
 
 
-def _parse_beir_line(line: str) -> BeirDocument:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"invalid JSON: {e.msg}") from e
-    if not isinstance(row, dict) or not isinstance(row.get("_id"), str | int):
+def beir_document(row: dict[str, Any]) -> BeirDocument:
+    """One parsed line of a BEIR corpus; a ``ValueError`` says why it is not a usable document."""
+    if not isinstance(row.get("_id"), str | int):
         raise ValueError("not a BEIR document (needs an _id)")
     title = row.get("title") or ""
     text = row.get("text") or ""

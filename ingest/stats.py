@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ingest.store import Index, disk_usage, open_index
+from rag.store import Index, disk_usage, open_index
 
 
 def index_stats(path: str | Path) -> dict[str, Any]:

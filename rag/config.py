@@ -24,9 +24,30 @@ FusionMethod = Literal["rrf", "weighted"]
 RetrievalMode = Literal["bm25", "dense", "hybrid"]
 DenseIndexKind = Literal["flat", "hnsw"]
 Ordering = Literal["lost_in_the_middle", "rank", "reverse"]
-LLMBackend = Literal["llama_cpp", "openai"]
 AnswerContext = Literal["sentences", "passages"]
 OcrMode = Literal["auto", "off", "always"]
+
+MIN_CHUNK_TOKENS = 8  # the smallest chunk worth embedding
+
+
+def check_at_least(key: str, value: float | None, low: float) -> None:
+    if value is not None and value < low:
+        raise ConfigError(f"{key} must be at least {low}, got {value}")
+
+
+def check_not_negative(key: str, value: float | None, *, hint: str = "") -> None:
+    if value is not None and value < 0:
+        raise ConfigError(f"{key} must not be negative{hint}, got {value}")
+
+
+def check_positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key} must be positive, got {value}")
+
+
+def check_between(key: str, value: float | None, low: float, high: float) -> None:
+    if value is not None and not low <= value <= high:
+        raise ConfigError(f"{key} must be between {low} and {high}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -38,14 +59,29 @@ class EmbeddingConfig:
     device: str = "cpu"
     max_seq_length: int | None = None
 
+    def __post_init__(self) -> None:
+        check_at_least("embedding.batch_size", self.batch_size, 1)
+        check_at_least("embedding.max_seq_length", self.max_seq_length, 1)
+
 
 @dataclass(frozen=True)
 class ChunkingConfig:
-    """Chunk sizes are counted in tokens of the embedding model's tokenizer."""
+    """Chunk sizes are counted in tokens of the embedding model's tokenizer. ``chunk_tokens`` above the
+    model's ``max_seq_length`` minus its two special tokens is lowered to that (the manifest records the
+    result as ``effective_chunk_tokens``); ``overlap_tokens`` is at most half a chunk."""
 
     chunk_tokens: int = 256
     overlap_tokens: int = 32
     split_markdown_headings: bool = True
+
+    def __post_init__(self) -> None:
+        check_at_least("chunking.chunk_tokens", self.chunk_tokens, MIN_CHUNK_TOKENS)
+        check_not_negative("chunking.overlap_tokens", self.overlap_tokens)
+        if self.overlap_tokens > self.chunk_tokens // 2:
+            raise ConfigError(
+                f"chunking.overlap_tokens must be at most half of chunking.chunk_tokens ({self.chunk_tokens // 2}), "
+                f"got {self.overlap_tokens}"
+            )
 
 
 @dataclass(frozen=True)
@@ -56,6 +92,10 @@ class BM25Config:
     stopwords: str | None = "en"
     stemmer: str | None = "english"
 
+    def __post_init__(self) -> None:
+        check_not_negative("bm25.k1", self.k1)
+        check_between("bm25.b", self.b, 0, 1)
+
 
 @dataclass(frozen=True)
 class DenseIndexConfig:
@@ -63,6 +103,11 @@ class DenseIndexConfig:
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
+
+    def __post_init__(self) -> None:
+        check_at_least("dense_index.hnsw_m", self.hnsw_m, 2)
+        check_at_least("dense_index.hnsw_ef_construction", self.hnsw_ef_construction, 1)
+        check_at_least("dense_index.hnsw_ef_search", self.hnsw_ef_search, 1)
 
 
 @dataclass(frozen=True)
@@ -80,14 +125,13 @@ class IngestConfig:
     max_file_memory_mb: int = 4096
 
     def __post_init__(self) -> None:
-        if self.file_timeout_s < 0:
-            raise ConfigError(f"ingest.file_timeout_s must not be negative (0: no limit), got {self.file_timeout_s}")
-        if self.max_file_memory_mb < 0:
-            raise ConfigError(
-                f"ingest.max_file_memory_mb must not be negative (0: no cap), got {self.max_file_memory_mb}"
-            )
-        if not 72 <= self.ocr_dpi <= 600:
-            raise ConfigError(f"ingest.ocr_dpi must be between 72 and 600, got {self.ocr_dpi}")
+        for ext in self.extensions:
+            if not ext.startswith(".") or len(ext) < 2:
+                raise ConfigError(f"ingest.extensions: {ext!r} is not a file suffix like '.pdf'")
+        check_positive("ingest.max_file_mb", self.max_file_mb)
+        check_not_negative("ingest.file_timeout_s", self.file_timeout_s, hint=" (0: no limit)")
+        check_not_negative("ingest.max_file_memory_mb", self.max_file_memory_mb, hint=" (0: no cap)")
+        check_between("ingest.ocr_dpi", self.ocr_dpi, 72, 600)
 
 
 @dataclass(frozen=True)
@@ -98,6 +142,11 @@ class RetrievalConfig:
     dense_weight: float = 0.5
     depth: int = 100
 
+    def __post_init__(self) -> None:
+        check_not_negative("retrieval.rrf_k", self.rrf_k)
+        check_between("retrieval.dense_weight", self.dense_weight, 0, 1)
+        check_at_least("retrieval.depth", self.depth, 1)
+
 
 @dataclass(frozen=True)
 class RerankConfig:
@@ -105,14 +154,22 @@ class RerankConfig:
     ``fusion_weight``: final score = (1 - w) * minmax(reranker) + w * minmax(first-stage score) per query;
     null takes it from the index's label-free calibration for this model (``rag reranker calibrate``), else
     from ``reranker.json`` beside the model (0 when absent). ``with_title``: the reranker reads each passage
-    after its document title (+0.017 nDCG@10 on SciFact; off by default: the model was trained without titles)."""
+    after its document title (+0.017 nDCG@10 on SciFact; off by default: the model was trained without titles).
+    ``backend``: a name in :data:`rag.rerank.RERANKERS` (``cross_encoder`` or one registered with
+    :func:`rag.rerank.register_reranker`)."""
 
+    backend: str = "cross_encoder"
     model: str | None = "default"
     depth: int = 30
     batch_size: int = 32
     max_length: int = 256
     fusion_weight: float | None = None
     with_title: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "batch_size", "max_length"):
+            check_at_least(f"rerank.{name}", getattr(self, name), 1)
+        check_between("rerank.fusion_weight", self.fusion_weight, 0, 1)
 
 
 @dataclass(frozen=True)
@@ -125,6 +182,10 @@ class PromptConfig:
     max_context_tokens: int = 2048
     answer_tokens: int = 384
     neutralize_instructions: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("top_k", "max_context_tokens", "answer_tokens"):
+            check_at_least(f"prompt.{name}", getattr(self, name), 1)
 
 
 @dataclass(frozen=True)
@@ -168,22 +229,20 @@ class AnswerConfig:
             "answer_tokens",
             "max_encode",
         ):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"answer.{name} must be at least 1, got {getattr(self, name)}")
+            check_at_least(f"answer.{name}", getattr(self, name), 1)
         for name in ("min_coverage", "max_unsupported"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"answer.{name} must be between 0 and 1, got {getattr(self, name)}")
-        if self.max_missing_idf < 0:
-            raise ConfigError(f"answer.max_missing_idf must not be negative, got {self.max_missing_idf}")
-        if self.lexical_weight < 0:
-            raise ConfigError(f"answer.lexical_weight must not be negative, got {self.lexical_weight}")
+            check_between(f"answer.{name}", getattr(self, name), 0, 1)
+        for name in ("max_missing_idf", "lexical_weight"):
+            check_not_negative(f"answer.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)
 class LLMConfig:
-    """``model_path`` null means the embedded Qwen2.5-Coder-1.5B-Instruct GGUF assembled from PyPI parts."""
+    """``backend``: a name in :data:`rag.llm.LLM_BACKENDS` (``llama_cpp``, ``openai`` or one registered with
+    :func:`rag.llm.register_llm_backend`). ``model_path`` null means the embedded Qwen2.5-Coder-1.5B-Instruct
+    GGUF assembled from PyPI parts."""
 
-    backend: LLMBackend = "llama_cpp"
+    backend: str = "llama_cpp"
     model_path: str | None = None
     n_ctx: int = 4096
     n_threads: int | None = None
@@ -194,6 +253,13 @@ class LLMConfig:
     max_retries: int = 3
     temperature: float = 0.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_at_least("llm.n_ctx", self.n_ctx, 1)
+        check_at_least("llm.n_threads", self.n_threads, 1)
+        check_positive("llm.timeout_s", self.timeout_s)
+        for name in ("max_retries", "temperature"):
+            check_not_negative(f"llm.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -210,10 +276,8 @@ class FollowupConfig:
 
     def __post_init__(self) -> None:
         for name in ("history_turns", "history_tokens"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"followup.{name} must not be negative, got {getattr(self, name)}")
-        if self.rewrite_tokens < 1:
-            raise ConfigError(f"followup.rewrite_tokens must be at least 1, got {self.rewrite_tokens}")
+            check_not_negative(f"followup.{name}", getattr(self, name))
+        check_at_least("followup.rewrite_tokens", self.rewrite_tokens, 1)
 
 
 @dataclass(frozen=True)
@@ -236,20 +300,20 @@ class ServeConfig:
     reports_dir: str = "runs"
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"serve.port must be between 0 and 65535, got {self.port}")
+        check_between("serve.port", self.port, 0, 65535)
         for name in ("max_body_bytes", "max_search_k", "search_workers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"serve.{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_queue < 0:
-            raise ConfigError(f"serve.max_queue must not be negative, got {self.max_queue}")
-        if self.request_timeout_s <= 0:
-            raise ConfigError(f"serve.request_timeout_s must be positive, got {self.request_timeout_s}")
+            check_at_least(f"serve.{name}", getattr(self, name), 1)
+        check_not_negative("serve.max_queue", self.max_queue)
+        check_positive("serve.request_timeout_s", self.request_timeout_s)
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    """``store``: the index store queries search, a name in :data:`rag.store.STORES` (``plain``: the plain-file
+    index ``rag ingest`` writes at ``index_dir``; another store registers its own name)."""
+
     index_dir: str = DEFAULT_INDEX_DIR
+    store: str = "plain"
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     bm25: BM25Config = field(default_factory=BM25Config)
@@ -262,6 +326,19 @@ class PipelineConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     followup: FollowupConfig = field(default_factory=FollowupConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+
+    def __post_init__(self) -> None:
+        if not self.index_dir.strip():
+            raise ConfigError("index_dir must not be empty")
+        for key, tokens in (
+            ("prompt.answer_tokens", self.prompt.answer_tokens),
+            ("answer.answer_tokens", self.answer.answer_tokens),
+        ):
+            if tokens >= self.llm.n_ctx:
+                raise ConfigError(
+                    f"{key} ({tokens}) must be below llm.n_ctx ({self.llm.n_ctx}): "
+                    "the answer has to fit the LLM's context window"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

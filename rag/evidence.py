@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.citations import key_terms, stem_term, strip_citations, term_stems
+from rag.citations import absent_terms, key_terms, stem_term, strip_citations, term_stems
 from rag.types import Hit
 
 # ---- sentences -----------------------------------------------------------------------------------
@@ -127,8 +127,6 @@ def coverage(question: str, text: str, idf: Idf) -> float:
 
 def unsupported_terms(answer: str, question: str, evidence: str) -> list[str]:
     """Key terms of ``answer`` (citations removed) found neither in ``question`` nor in ``evidence``."""
-    from rag.citations import absent_terms
-
     known = term_stems(question) | term_stems(evidence)
     return absent_terms(strip_citations(answer), frozenset(known))
 

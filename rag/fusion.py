@@ -4,8 +4,9 @@ Inputs are ``{retriever name: [(id, score), ...]}`` with each list best first; t
 ``[(id, fused score), ...]`` sorted by ``(-score, id)`` so ties never depend on input order.
 
 * :func:`reciprocal_rank_fusion` — ``sum_r w_r / (k + rank_r(d))`` (Cormack et al. 2009), ranks 1-based.
-* :func:`weighted_fusion` — ``sum_r w_r * minmax_r(score_r(d))``; a document a retriever did not return
-  contributes 0 for that retriever (it scored below the retriever's weakest candidate).
+* :func:`weighted_fusion` — ``sum_r w_r * minmax_r(score_r(d))`` (:func:`rag.blend.min_max`: a constant list
+  maps to ones); a document a retriever did not return contributes 0 for that retriever (it scored below
+  the retriever's weakest candidate).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from rag.blend import min_max
 from rag.config import FusionMethod
 
 Ranking = Sequence[tuple[str, float]]
@@ -56,16 +58,6 @@ def reciprocal_rank_fusion(
     return sort_scored(fused)
 
 
-def min_max_normalize(scores: Sequence[float]) -> list[float]:
-    """Scale to [0, 1]; a constant list maps to all ones (every candidate is equally the best)."""
-    if not scores:
-        return []
-    lo, hi = min(scores), max(scores)
-    if hi == lo:
-        return [1.0] * len(scores)
-    return [(s - lo) / (hi - lo) for s in scores]
-
-
 def weighted_fusion(rankings: Mapping[str, Ranking], *, weights: Mapping[str, float] | None = None) -> Fused:
     """Convex combination of min-max normalised scores (weights need not sum to one)."""
     w = _checked_weights(rankings, weights)
@@ -76,7 +68,7 @@ def weighted_fusion(rankings: Mapping[str, Ranking], *, weights: Mapping[str, fl
             if doc_id not in best or score > best[doc_id]:
                 best[doc_id] = score
         ids = list(best)
-        for doc_id, norm in zip(ids, min_max_normalize([best[i] for i in ids]), strict=True):
+        for doc_id, norm in zip(ids, min_max([best[i] for i in ids]).tolist(), strict=True):
             fused[doc_id] = fused.get(doc_id, 0.0) + w[name] * norm
         for doc_id in ids:
             fused.setdefault(doc_id, 0.0)

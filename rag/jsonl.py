@@ -1,14 +1,66 @@
-"""Append-only JSONL logs that survive being killed mid-write (a judge run, LLM query generation).
+"""JSONL files: the one reader of data files, and append-only logs that survive being killed mid-write.
 
-A torn last line is skipped when the file is read back, and a new row is never glued onto it."""
+* :func:`read_jsonl` reads a data file (a BEIR corpus or queries file, a question suite, training pairs;
+  ``.gz`` through gzip): blank lines are skipped, and a line that is not a JSON object is an
+  :class:`~rag.errors.EvalDataError` naming the file and the line, or, for callers that keep going,
+  reported to ``on_error`` and skipped.
+* :func:`read_rows` and :func:`appender` are for logs a run appends to (a judge run, LLM query
+  generation): a torn last line is skipped when the file is read back, and a new row is never glued onto it.
+"""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from rag.errors import EvalDataError
+
+LineError = Callable[[int, str], None]
+
+
+def read_jsonl(path: str | Path, *, on_error: LineError | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of ``path``, in file order.
+
+    A line that is not valid JSON or not a JSON object raises ``EvalDataError("<path>:<line>: <reason>")``;
+    with ``on_error`` it is passed on as ``on_error(line number, reason)`` and skipped instead. A file that
+    is missing, unreadable or not UTF-8 always raises ``EvalDataError`` naming it."""
+    p = Path(path)
+    try:
+        with open_text(p) as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    reason = f"invalid JSON ({e.msg}, column {e.colno})"
+                else:
+                    if isinstance(obj, dict):
+                        yield lineno, obj
+                        continue
+                    reason = f"expected a JSON object, got {type(obj).__name__}"
+                if on_error is None:
+                    raise EvalDataError(f"{p}:{lineno}: {reason}")
+                on_error(lineno, reason)
+    except FileNotFoundError as e:
+        raise EvalDataError(f"{p}: file not found") from e
+    except IsADirectoryError as e:
+        raise EvalDataError(f"{p}: is a directory, not a JSONL file") from e
+    except UnicodeDecodeError as e:
+        raise EvalDataError(f"{p}: not UTF-8 text ({e.reason})") from e
+    except (OSError, EOFError) as e:  # a permission problem, a truncated .gz
+        raise EvalDataError(f"{p}: cannot be read ({e})") from e
+
+
+def open_text(path: Path) -> IO[str]:
+    """``path`` opened for reading as UTF-8 text, through gzip when it ends in ``.gz``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:

@@ -8,6 +8,9 @@
   ``llm.base_url`` with ``llm.model``; the key comes from the environment variable ``llm.api_key_env``.
   Timeouts and retries with exponential backoff are the ``openai`` client's own.
 
+Another backend registers a factory (``LLMConfig -> LLM``) under its own name with
+:func:`register_llm_backend`, from its own package, and is chosen with ``llm.backend: NAME``.
+
 Messages are ``{"role": "system" | "user" | "assistant", "content": str}`` dicts.
 """
 
@@ -21,8 +24,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from rag.config import LLMBackend, LLMConfig
+from rag.config import LLMConfig
 from rag.errors import ConfigError, GenerationError, ModelError
+from rag.logprobs import LogprobRecorder, forced_logprobs, piece
+from rag.models import ensure_llm_model
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -113,11 +118,9 @@ class LlamaCppLLM:
 
     def _load(self) -> Llama:
         try:
-            from llama_cpp import Llama
+            from llama_cpp import Llama  # heavy: loads when the model does
         except ImportError as e:
             raise ModelError("llama-cpp-python is not installed (the README's install command builds it)") from e
-        from rag.models import ensure_llm_model
-
         path = self.config.model_path or str(ensure_llm_model())
         if not os.path.isfile(path):
             raise ModelError(f"llm.model_path {path}: no such GGUF file")
@@ -154,9 +157,7 @@ class LlamaCppLLM:
             kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
         recorder = None
         if top_logprobs > 0:
-            from llama_cpp import LogitsProcessorList
-
-            from rag.logprobs import LogprobRecorder
+            from llama_cpp import LogitsProcessorList  # heavy: loads with the model
 
             recorder = LogprobRecorder(top_logprobs)
             kwargs["logits_processor"] = LogitsProcessorList([recorder])
@@ -189,7 +190,7 @@ class LlamaCppLLM:
     def render_prompt(self, messages: Sequence[Message]) -> str:
         """The prompt text the model sees for ``messages``: the GGUF's own chat template with the
         generation prompt added (what ``create_chat_completion`` renders)."""
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # heavy: loads with the model
 
         llama = self.llama
         template = llama.metadata.get("tokenizer.chat_template")
@@ -203,8 +204,6 @@ class LlamaCppLLM:
     def score_continuation(self, messages: Sequence[Message], continuation: str) -> TokenScores:
         """Log-probability of each token of ``continuation`` as the assistant's reply to ``messages``, in
         one forward pass (prefill speed, no decoding; :func:`rag.logprobs.forced_logprobs`)."""
-        from rag.logprobs import forced_logprobs, piece
-
         with self._lock:
             llama = self.llama
             prompt = llama.tokenize(self.render_prompt(messages).encode("utf-8"), add_bos=False, special=True)
@@ -265,7 +264,7 @@ class OpenAICompatLLM:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import openai
+            import openai  # loads on first use (httpx, pydantic): rag works without a server
 
             api_key = os.environ.get(self.config.api_key_env) or "not-needed"
             self._client = openai.OpenAI(
@@ -282,7 +281,7 @@ class OpenAICompatLLM:
         return max(1, int(len(text) / 3.5) + 1) if text else 0
 
     def _call(self, **kwargs: Any) -> Any:
-        import openai
+        import openai  # loads on first use (httpx, pydantic): rag works without a server
 
         try:
             return self.client.chat.completions.create(model=self.config.model, **kwargs)
@@ -374,7 +373,8 @@ def _with_schema_hint(message: Message, schema: dict[str, Any]) -> Message:
     return {**message, "content": message["content"] + hint}
 
 
-_BACKENDS: dict[LLMBackend, Callable[[LLMConfig], LLM]] = {
+LLMFactory = Callable[[LLMConfig], LLM]
+LLM_BACKENDS: dict[str, LLMFactory] = {
     "llama_cpp": LlamaCppLLM,
     "openai": OpenAICompatLLM,
 }
@@ -382,10 +382,26 @@ _shared: dict[LLMConfig, LLM] = {}
 _shared_lock = threading.Lock()
 
 
+def register_llm_backend(name: str, factory: LLMFactory, *, replace: bool = False) -> None:
+    """Make ``factory`` the backend ``llm.backend: NAME`` chooses; a taken name needs ``replace=True``."""
+    if not name or not isinstance(name, str):
+        raise ConfigError(f"an LLM backend name must be a non-empty string, got {name!r}")
+    if name in LLM_BACKENDS and not replace and LLM_BACKENDS[name] is not factory:
+        raise ConfigError(f"LLM backend {name!r} is already registered; pass replace=True to replace it")
+    LLM_BACKENDS[name] = factory
+
+
 def create_llm(config: LLMConfig) -> LLM:
     """The backend named by ``config.backend``. Instances are shared per config within a process, so the
     2 GB local model is loaded once however many stages use it."""
+    factory = LLM_BACKENDS.get(config.backend)
+    if factory is None:
+        raise ConfigError(
+            f"llm.backend: {config.backend!r} is not a registered backend; registered: "
+            f"{', '.join(sorted(LLM_BACKENDS))} (a third-party backend registers itself with "
+            "rag.llm.register_llm_backend)"
+        )
     with _shared_lock:
         if config not in _shared:
-            _shared[config] = _BACKENDS[config.backend](config)
+            _shared[config] = factory(config)
         return _shared[config]

@@ -14,32 +14,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rag import llm as llms
 from rag.answering import Decision, add_missing_citations, check, gate
 from rag.citations import Citations, check_citations, is_not_in_documents, parse_citations
 from rag.config import PipelineConfig, RetrievalMode, load_config
-from rag.errors import ModelError
+from rag.errors import ConfigError, ModelError
 from rag.evidence import Evidence, Idf, index_idf, select_evidence
 from rag.followup import FollowUp, conversation, plan_query
+from rag.llm import LLM, Message
 from rag.prompt import NOT_IN_DOCUMENTS, Prompt, build_excerpt_prompt, build_prompt, trim_to_tokens
 from rag.rerank import Reranker, RerankStatus, load_reranker
 from rag.results import Answer, SearchResult, Source
-from rag.retrieval import (
-    BM25Retriever,
-    DenseRetriever,
-    Filters,
-    HybridRetriever,
-    QueryEncoder,
-    Retriever,
-    SearchIndex,
-    Timings,
-    timed,
-)
-from rag.types import Hit
-
-if TYPE_CHECKING:
-    from rag.llm import LLM, Message
+from rag.retrieval import RETRIEVERS, QueryEncoder, Retriever, SentenceTransformerEncoder, Timings, timed
+from rag.store import VectorStore, open_store
+from rag.types import Filters, Hit
 
 __all__ = ["Answer", "Pipeline", "SearchResult", "Source"]  # the result types live in rag.results
 
@@ -47,12 +37,12 @@ _UNSET: Any = object()
 
 
 class Pipeline:
-    """Holds the index, the retrievers, the reranker (or why there is none) and the LLM."""
+    """Holds the store (``index``), the retrievers, the reranker (or why there is none) and the LLM."""
 
     def __init__(
         self,
         config: PipelineConfig,
-        index: SearchIndex,
+        index: VectorStore,
         *,
         llm: LLM | None = None,
         reranker: Reranker | None = _UNSET,
@@ -69,13 +59,16 @@ class Pipeline:
             self.reranker, self.rerank_status = None, RerankStatus(enabled=False, reason="no reranker was given")
         else:
             self.reranker, self.rerank_status = reranker, RerankStatus(enabled=True, model=reranker.name)
-        bm25 = BM25Retriever(index)
-        dense = DenseRetriever(index, encoder)
-        self.retrievers: dict[RetrievalMode, Retriever] = {
-            "bm25": bm25,
-            "dense": dense,
-            "hybrid": HybridRetriever(bm25, dense, config=config.retrieval),
-        }
+        self.encoder: QueryEncoder = encoder or SentenceTransformerEncoder(
+            index.embedding_model, batch_size=config.embedding.batch_size, device=config.embedding.device
+        )
+        self.retrievers: dict[RetrievalMode, Retriever] = {}
+        self.unavailable: dict[RetrievalMode, str] = {}  # modes this store cannot serve, and why
+        for mode, factory in RETRIEVERS.items():
+            try:
+                self.retrievers[mode] = factory(index, self.encoder, config.retrieval)
+            except ConfigError as e:
+                self.unavailable[mode] = str(e)
 
     @classmethod
     def from_config(
@@ -86,20 +79,18 @@ class Pipeline:
         llm: LLM | None = None,
         reranker: Reranker | None = _UNSET,
     ) -> Pipeline:
-        """A pipeline from a config object, a YAML path or the defaults, over ``index_dir``
-        (default: ``config.index_dir``)."""
-        from ingest.store import open_index
-
+        """A pipeline from a config object, a YAML path or the defaults, over the store ``config.store`` names
+        (:func:`rag.store.open_store`) at ``index_dir`` (default: ``config.index_dir``)."""
         if not isinstance(config, PipelineConfig):
             config = load_config(config)
-        index = open_index(Path(index_dir if index_dir is not None else config.index_dir))
+        index = open_store(Path(index_dir if index_dir is not None else config.index_dir), config)
         return cls(config, index, llm=llm, reranker=reranker)
 
-    def with_index(self, index: SearchIndex) -> Pipeline:
+    def with_index(self, index: VectorStore) -> Pipeline:
         """This pipeline (config, LLM, reranker and, for the same embedding model, query encoder) over another
-        index, e.g. a new generation written by ``rag ingest``; nothing is loaded again."""
+        store, e.g. a new generation written by ``rag ingest``; nothing is loaded again."""
         same_model = index.embedding_model == self.index.embedding_model
-        encoder = self.retrievers["dense"].encoder if same_model else None  # type: ignore[attr-defined]
+        encoder = self.encoder if same_model else None
         other = Pipeline(self.config, index, llm=self._llm, reranker=None, encoder=encoder)
         other.reranker, other.rerank_status = self.reranker, self.rerank_status
         other._llm_ready = self._llm_ready
@@ -108,10 +99,14 @@ class Pipeline:
     @property
     def llm(self) -> LLM:
         if self._llm is None:
-            from rag.llm import create_llm
-
-            self._llm = create_llm(self.config.llm)
+            self._llm = llms.create_llm(self.config.llm)  # looked up on the module: tests substitute it
         return self._llm
+
+    def retriever(self, mode: RetrievalMode) -> Retriever:
+        """The retriever of ``mode``; a mode this store cannot serve is a :class:`~rag.errors.ConfigError`."""
+        if mode in self.unavailable:
+            raise ConfigError(self.unavailable[mode])
+        return self.retrievers[mode]
 
     def _use_reranker(self, rerank: bool | None) -> Reranker | None:
         if rerank is False:
@@ -132,7 +127,7 @@ class Pipeline:
     ) -> list[list[Hit]]:
         """Batched retrieval (+ reranking of ``rerank.depth`` candidates when on) for many queries."""
         k = k if k is not None else self.config.prompt.top_k
-        retriever = self.retrievers[mode or self.config.retrieval.mode]
+        retriever = self.retriever(mode or self.config.retrieval.mode)
         reranker = self._use_reranker(rerank)
         depth = max(k, self.config.rerank.depth) if reranker is not None else k
         candidates = retriever.search_many(queries, k=depth, filters=filters, timings=timings)
@@ -297,8 +292,7 @@ class Pipeline:
 
     def select_evidence(self, question: str, hits: Sequence[Hit]) -> Evidence:
         """The sentences of ``hits`` given to the LLM in sentence-context mode, with the gate's measurements."""
-        dense = self.retrievers["dense"]
-        encode = dense.encoder.encode  # type: ignore[attr-defined]
+        encode = self.encoder.encode
         if self._idf is None:
             self._idf = index_idf(self.index)
         config = self.config.answer

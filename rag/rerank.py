@@ -6,21 +6,28 @@ status says why, so callers can tell the user once and record it — never a sil
 A model that is configured and present but fails to load raises :class:`~rag.errors.ModelError`.
 The model loads lazily on the first call; all (query, passage) pairs of a call go through
 ``CrossEncoder.predict`` in batches of ``batch_size``.
+
+Rerankers come from :data:`RERANKERS`, keyed by ``rerank.backend``: ``cross_encoder`` is the one above;
+another registers a factory (``(RerankConfig, index_dir) -> (reranker or None, status)``) under its own
+name with :func:`register_reranker`, from its own package.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from rag.blend import blend
+from rag.calibration_file import read_calibration
 from rag.config import RerankConfig
-from rag.errors import ModelError
+from rag.errors import ConfigError, ModelError
 from rag.fusion import sort_scored
+from rag.models import resolve_reranker_model
 from rag.types import Chunk, Hit
 
 if TYPE_CHECKING:
@@ -85,17 +92,6 @@ def apply_scores(
     return out
 
 
-def blend(model_scores: np.ndarray, prior_scores: Sequence[float], weight: float) -> np.ndarray:
-    """``(1 - w) * minmax(model) + w * minmax(prior)`` over one query's candidates (w = 0: the model alone)."""
-    from rag.fusion import min_max_normalize
-
-    if weight <= 0.0 or len(model_scores) == 0:
-        return model_scores
-    m = np.asarray(min_max_normalize([float(x) for x in model_scores]))
-    p = np.asarray(min_max_normalize([float(x) for x in prior_scores]))
-    return (1.0 - weight) * m + weight * p
-
-
 def passage_text(chunk: Chunk, *, with_title: bool = True) -> str:
     """What the cross-encoder reads for ``chunk``: its text, after its document title when the text does not
     already start with it (a later chunk of a paper no longer names its subject; the title does)."""
@@ -131,9 +127,7 @@ class CrossEncoderReranker:
         fusion_weight: float = 0.0,
         with_title: bool = False,
     ) -> None:
-        if not 0.0 <= fusion_weight <= 1.0:
-            raise ValueError(f"rerank fusion_weight must be in [0, 1], got {fusion_weight}")
-        self.fusion_weight = fusion_weight
+        self.fusion_weight = fusion_weight  # in [0, 1]: RerankConfig, reranker.json and the calibration check it
         self.with_title = with_title
         self.batch_size = batch_size
         self.max_length = max_length
@@ -144,7 +138,7 @@ class CrossEncoderReranker:
     @property
     def model(self) -> CrossEncoder:
         if self._model is None:
-            from sentence_transformers import CrossEncoder
+            from sentence_transformers import CrossEncoder  # heavy (torch): loads on first use
 
             try:
                 self._model = CrossEncoder(self.model_name, max_length=self.max_length, device=self.device)
@@ -192,18 +186,40 @@ class CrossEncoderReranker:
         return out
 
 
-def load_reranker(
-    config: RerankConfig, *, index_dir: str | Path | None = None
-) -> tuple[Reranker | None, RerankStatus]:
-    """The configured reranker and its status; ``(None, status with the reason)`` when reranking is off.
+RerankerFactory = Callable[[RerankConfig, Path | None], tuple[Reranker | None, RerankStatus]]
 
-    The fusion weight comes from the configuration when set, else from ``index_dir``'s label-free
-    calibration for this model (:mod:`rag.calibration`), else from ``reranker.json`` beside the model."""
-    from rag.calibration import read_calibration
-    from rag.models import resolve_reranker_model
 
+def load_reranker(config: RerankConfig, *, index_dir: str | Path | None = None) -> tuple[Reranker | None, RerankStatus]:
+    """The reranker ``rerank.backend`` names and its status; ``(None, status with the reason)`` when reranking
+    is off (``rerank.model: null`` turns off every backend)."""
     if config.model is None:
         return None, RerankStatus(enabled=False, reason="rerank.model is null in the configuration")
+    factory = RERANKERS.get(config.backend)
+    if factory is None:
+        raise ConfigError(
+            f"rerank.backend: {config.backend!r} is not a registered reranker; registered: "
+            f"{', '.join(sorted(RERANKERS))} (a third-party reranker registers itself with "
+            "rag.rerank.register_reranker)"
+        )
+    return factory(config, Path(index_dir) if index_dir is not None else None)
+
+
+def register_reranker(name: str, factory: RerankerFactory, *, replace: bool = False) -> None:
+    """Make ``factory`` the reranker ``rerank.backend: NAME`` chooses; a taken name needs ``replace=True``."""
+    if not name or not isinstance(name, str):
+        raise ConfigError(f"a reranker name must be a non-empty string, got {name!r}")
+    if name in RERANKERS and not replace and RERANKERS[name] is not factory:
+        raise ConfigError(f"reranker {name!r} is already registered; pass replace=True to replace it")
+    RERANKERS[name] = factory
+
+
+def load_cross_encoder(config: RerankConfig, index_dir: Path | None) -> tuple[Reranker | None, RerankStatus]:
+    """The ``cross_encoder`` backend: :class:`CrossEncoderReranker` over ``rerank.model``, off (with the reason)
+    when the model is absent.
+
+    The fusion weight comes from the configuration when set, else from ``index_dir``'s label-free
+    calibration for this model (:mod:`rag.calibration_file`), else from ``reranker.json`` beside the model."""
+    assert config.model is not None, "load_reranker turns reranking off for rerank.model: null"
     try:
         path = resolve_reranker_model(config.model)
     except ModelError as e:
@@ -241,6 +257,12 @@ def _model_fusion_weight(path: str) -> float:
         return 0.0
     try:
         with meta.open(encoding="utf-8") as fh:
-            return float(json.load(fh).get("fusion_weight", 0.0))
+            weight = float(json.load(fh).get("fusion_weight", 0.0))
     except (OSError, ValueError, TypeError, AttributeError) as e:
         raise ModelError(f"{meta}: unreadable reranker metadata ({e}); fix or delete the file") from e
+    if not 0.0 <= weight <= 1.0:
+        raise ModelError(f"{meta}: fusion_weight must be between 0 and 1, got {weight}; fix or delete the file")
+    return weight
+
+
+RERANKERS: dict[str, RerankerFactory] = {"cross_encoder": load_cross_encoder}

@@ -1,46 +1,51 @@
-"""Retrieval over an index: BM25, dense (FAISS) and their hybrid fusion.
+"""Retrieval over a store: BM25, dense and their hybrid fusion.
 
 Every retriever satisfies :class:`Retriever`: ``search(query, k=...)`` and the batched
 ``search_many(queries, k=...)`` (all queries embedded in one call). Hits are sorted by
 ``(-score, chunk id)`` and carry each stage's score and rank in ``Hit.scores`` / ``Hit.ranks``.
-Metadata filters become a boolean ``allowed`` mask handed to the index, so they apply before fusion.
+Retrievers search a store (:mod:`rag.store`): the dense retriever any :class:`~rag.store.VectorStore`,
+the BM25 retriever a :class:`~rag.store.SearchIndex` (one with keyword search). Metadata filters are
+handed to the store, so they apply before the top ``k`` and before fusion. :data:`RETRIEVERS` builds the
+retriever of each :data:`~rag.config.RetrievalMode`.
 Per-stage wall time in milliseconds is added to an optional ``timings`` mapping; loading a model on
 first use is timed as ``load``, not as the stage that needed it.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from rag.config import RetrievalConfig, RetrievalMode
+from rag.errors import ConfigError
 from rag.fusion import fuse, sort_scored
-from rag.types import Chunk, Hit
+from rag.models import load_embedder
+from rag.store import ScoredChunk, SearchIndex, VectorStore
+from rag.types import Filters, Hit
 
-if TYPE_CHECKING:
-    from numpy.typing import NDArray
+__all__ = [
+    "RETRIEVERS",
+    "BM25Retriever",
+    "DenseRetriever",
+    "Filters",
+    "HybridRetriever",
+    "QueryEncoder",
+    "Retriever",
+    "RetrieverFactory",
+    "SearchIndex",
+    "SentenceTransformerEncoder",
+    "Timings",
+    "VectorStore",
+    "build_retriever",
+    "timed",
+    "to_hits",
+]
 
 Timings = MutableMapping[str, float]
-RowScores = list[tuple[int, float]]
-
-
-class SearchIndex(Protocol):
-    """What retrieval needs from an index (``ingest.store.Index`` provides it)."""
-
-    chunks: list[Chunk]
-    embedding_model: str
-
-    def dense_search(
-        self, query_vectors: np.ndarray, k: int, *, allowed: np.ndarray | None = None
-    ) -> list[RowScores]: ...
-
-    def bm25_search(self, queries: Sequence[str], k: int, *, allowed: np.ndarray | None = None) -> list[RowScores]: ...
 
 
 class QueryEncoder(Protocol):
@@ -58,29 +63,6 @@ class Retriever(Protocol):
     def search_many(
         self, queries: Sequence[str], *, k: int, filters: Filters | None = None, timings: Timings | None = None
     ) -> list[list[Hit]]: ...
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Metadata filters. ``source``: glob patterns on the chunk's source path (any may match)."""
-
-    source: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, source: str | Sequence[str] | None = None) -> Filters | None:
-        if source is None or source == () or source == []:
-            return None
-        return cls(source=(source,) if isinstance(source, str) else tuple(source))
-
-    def matches(self, chunk: Chunk) -> bool:
-        return not self.source or any(fnmatch.fnmatchcase(chunk.source, pattern) for pattern in self.source)
-
-
-def allowed_mask(chunks: Sequence[Chunk], filters: Filters | None) -> NDArray[np.bool_] | None:
-    """Boolean mask over ``chunks`` (``None`` when nothing is filtered)."""
-    if filters is None or not filters.source:
-        return None
-    return np.fromiter((filters.matches(c) for c in chunks), dtype=bool, count=len(chunks))
 
 
 @contextmanager
@@ -102,13 +84,9 @@ class SentenceTransformerEncoder:
         self.device = device
 
     def load(self) -> None:
-        from rag.models import load_embedder
-
         load_embedder(self.model_name, self.device)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        from rag.models import load_embedder
-
         model = load_embedder(self.model_name, self.device)
         vectors = model.encode(
             list(texts),
@@ -120,47 +98,26 @@ class SentenceTransformerEncoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-class _MaskCache:
-    """The last few filter masks of one index (a glob over every chunk is not free on a big corpus)."""
-
-    def __init__(self, chunks: Sequence[Chunk], size: int = 16) -> None:
-        self._chunks = chunks
-        self._size = size
-        self._masks: dict[Filters, NDArray[np.bool_]] = {}
-
-    def get(self, filters: Filters | None) -> NDArray[np.bool_] | None:
-        if filters is None or not filters.source:
-            return None
-        mask = self._masks.get(filters)
-        if mask is None:
-            mask = allowed_mask(self._chunks, filters)
-            assert mask is not None
-            if len(self._masks) >= self._size:
-                self._masks.pop(next(iter(self._masks)))
-            self._masks[filters] = mask
-        return mask
-
-
-def rows_to_hits(chunks: Sequence[Chunk], rows: RowScores, stage: str, k: int) -> list[Hit]:
-    """Index rows -> hits sorted by ``(-score, id)``, ranked 1.., the stage's score and rank recorded."""
-    by_id: dict[str, tuple[Chunk, float]] = {}
-    for row, score in rows:
-        chunk = chunks[row]
-        if chunk.id not in by_id or score > by_id[chunk.id][1]:
-            by_id[chunk.id] = (chunk, float(score))
-    ranked = sort_scored({cid: s for cid, (_c, s) in by_id.items()})[:k]
+def to_hits(found: Sequence[ScoredChunk], stage: str, k: int) -> list[Hit]:
+    """A store's results -> hits sorted by ``(-score, id)``, ranked 1.., the stage's score and rank recorded;
+    a chunk found twice keeps its best score."""
+    best: dict[str, ScoredChunk] = {}
+    for chunk, score in found:
+        seen = best.get(chunk.id)
+        if seen is None or score > seen[1]:
+            best[chunk.id] = (chunk, score)
+    ranked = sort_scored({cid: float(score) for cid, (_chunk, score) in best.items()})[:k]
     return [
-        Hit(chunk=by_id[cid][0], score=s, rank=r, scores={stage: s}, ranks={stage: r})
+        Hit(chunk=best[cid][0], score=s, rank=r, scores={stage: s}, ranks={stage: r})
         for r, (cid, s) in enumerate(ranked, start=1)
     ]
 
 
-class _IndexRetriever:
+class _StoreRetriever:
     name: str = ""
 
-    def __init__(self, index: SearchIndex) -> None:
-        self.index = index
-        self._masks = _MaskCache(index.chunks)
+    def __init__(self, store: VectorStore) -> None:
+        self.store = store
 
     def search(
         self, query: str, *, k: int, filters: Filters | None = None, timings: Timings | None = None
@@ -172,41 +129,47 @@ class _IndexRetriever:
     ) -> list[list[Hit]]:
         if not queries:
             return []
-        if k <= 0 or not self.index.chunks:
+        if k <= 0 or len(self.store) == 0:
             return [[] for _ in queries]
-        mask = self._masks.get(filters)
-        if mask is not None and not mask.any():
-            return [[] for _ in queries]
-        rows = self._rows(queries, k, mask, timings)
-        return [rows_to_hits(self.index.chunks, r, self.name, k) for r in rows]
+        found = self._search(queries, k, filters, timings)
+        return [to_hits(f, self.name, k) for f in found]
 
-    def _rows(
-        self, queries: Sequence[str], k: int, mask: np.ndarray | None, timings: Timings | None
-    ) -> list[RowScores]:
+    def _search(
+        self, queries: Sequence[str], k: int, filters: Filters | None, timings: Timings | None
+    ) -> list[list[ScoredChunk]]:
         raise NotImplementedError
 
 
-class BM25Retriever(_IndexRetriever):
+class BM25Retriever(_StoreRetriever):
     name = "bm25"
 
-    def _rows(
-        self, queries: Sequence[str], k: int, mask: np.ndarray | None, timings: Timings | None
-    ) -> list[RowScores]:
+    def __init__(self, store: VectorStore) -> None:
+        if not isinstance(store, SearchIndex):
+            raise ConfigError(
+                f"retrieval mode bm25 needs a store with keyword search; {type(store).__name__} has only vector "
+                "search: use retrieval.mode: dense (or --mode dense)"
+            )
+        super().__init__(store)
+        self.keywords: SearchIndex = store
+
+    def _search(
+        self, queries: Sequence[str], k: int, filters: Filters | None, timings: Timings | None
+    ) -> list[list[ScoredChunk]]:
         with timed(timings, "bm25"):
-            return self.index.bm25_search(list(queries), k, allowed=mask)
+            return self.keywords.keyword_search(list(queries), k, filters=filters)
 
 
-class DenseRetriever(_IndexRetriever):
+class DenseRetriever(_StoreRetriever):
     name = "dense"
 
-    def __init__(self, index: SearchIndex, encoder: QueryEncoder | None = None) -> None:
-        super().__init__(index)
-        self.encoder = encoder or SentenceTransformerEncoder(index.embedding_model)
+    def __init__(self, store: VectorStore, encoder: QueryEncoder | None = None) -> None:
+        super().__init__(store)
+        self.encoder = encoder or SentenceTransformerEncoder(store.embedding_model)
         self._loaded = False
 
-    def _rows(
-        self, queries: Sequence[str], k: int, mask: np.ndarray | None, timings: Timings | None
-    ) -> list[RowScores]:
+    def _search(
+        self, queries: Sequence[str], k: int, filters: Filters | None, timings: Timings | None
+    ) -> list[list[ScoredChunk]]:
         load = getattr(self.encoder, "load", None)
         if load is not None and not self._loaded:
             with timed(timings, "load"):
@@ -215,7 +178,7 @@ class DenseRetriever(_IndexRetriever):
         with timed(timings, "embed"):
             vectors = self.encoder.encode(list(queries))
         with timed(timings, "dense"):
-            return self.index.dense_search(vectors, k, allowed=mask)
+            return self.store.vector_search(vectors, k, filters=filters)
 
 
 class HybridRetriever:
@@ -227,9 +190,7 @@ class HybridRetriever:
         self.bm25 = bm25
         self.dense = dense
         self.config = config or RetrievalConfig()
-        w = self.config.dense_weight
-        if not 0.0 <= w <= 1.0:
-            raise ValueError(f"retrieval.dense_weight must be in [0, 1], got {w}")
+        w = self.config.dense_weight  # in [0, 1]: RetrievalConfig checks it
         # RRF gets 2w so the default 0.5 is plain, unweighted RRF.
         scale = 2.0 if self.config.fusion == "rrf" else 1.0
         self.weights = {"bm25": scale * (1.0 - w), "dense": scale * w}
@@ -280,27 +241,28 @@ class HybridRetriever:
         ]
 
 
-RetrieverFactory = Callable[[SearchIndex, QueryEncoder | None, RetrievalConfig], Retriever]
+RetrieverFactory = Callable[[VectorStore, QueryEncoder | None, RetrievalConfig], Retriever]
 
 
-def _hybrid(index: SearchIndex, encoder: QueryEncoder | None, config: RetrievalConfig) -> Retriever:
-    return HybridRetriever(BM25Retriever(index), DenseRetriever(index, encoder), config=config)
+def _hybrid(store: VectorStore, encoder: QueryEncoder | None, config: RetrievalConfig) -> Retriever:
+    return HybridRetriever(BM25Retriever(store), DenseRetriever(store, encoder), config=config)
 
 
 RETRIEVERS: dict[RetrievalMode, RetrieverFactory] = {
-    "bm25": lambda index, encoder, config: BM25Retriever(index),
-    "dense": lambda index, encoder, config: DenseRetriever(index, encoder),
+    "bm25": lambda store, encoder, config: BM25Retriever(store),
+    "dense": lambda store, encoder, config: DenseRetriever(store, encoder),
     "hybrid": _hybrid,
 }
 
 
 def build_retriever(
-    index: SearchIndex,
+    store: VectorStore,
     config: RetrievalConfig | None = None,
     *,
     mode: RetrievalMode | None = None,
     encoder: QueryEncoder | None = None,
 ) -> Retriever:
-    """The retriever for ``mode`` (default: ``config.mode``) over ``index``."""
+    """The retriever for ``mode`` (default: ``config.mode``) over ``store``; a mode the store cannot serve
+    (``bm25``/``hybrid`` over a store without keyword search) is a :class:`~rag.errors.ConfigError`."""
     config = config or RetrievalConfig()
-    return RETRIEVERS[mode or config.mode](index, encoder, config)
+    return RETRIEVERS[mode or config.mode](store, encoder, config)

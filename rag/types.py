@@ -1,7 +1,10 @@
-"""Data types shared by every stage: a stored :class:`Chunk` and a retrieved :class:`Hit`."""
+"""Data types shared by every stage: a stored :class:`Chunk`, a retrieved :class:`Hit` and the metadata
+:class:`Filters` a search applies."""
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,3 +69,19 @@ class Hit:
             "ranks": dict(self.ranks),
             **self.chunk.to_dict(),
         }
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters. ``source``: glob patterns on the chunk's source path (any may match)."""
+
+    source: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, source: str | Sequence[str] | None = None) -> Filters | None:
+        if source is None or source == () or source == []:
+            return None
+        return cls(source=(source,) if isinstance(source, str) else tuple(source))
+
+    def matches(self, chunk: Chunk) -> bool:
+        return not self.source or any(fnmatch.fnmatchcase(chunk.source, pattern) for pattern in self.source)

@@ -43,3 +43,16 @@ def local_llm():
     from rag.llm import create_llm
 
     return create_llm(LLMConfig(n_ctx=4096))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that loads the local LLM (the ``local_llm`` fixture or the ``llm`` mark) must be marked ``slow`` too,
+    so ``-m "not slow"`` stays a quick loop; one that is not stops the run here, naming it."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if ("local_llm" in getattr(item, "fixturenames", ()) or item.get_closest_marker("llm"))
+        and not item.get_closest_marker("slow")
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"tests that load the local LLM must be marked slow: {', '.join(unmarked)}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from eval.judges.base import CallOptions, ChatLLM, EvalSample, Judge, JudgeResult, Usage
 
@@ -14,14 +14,10 @@ if TYPE_CHECKING:
     from eval.judges.faithfulness import Granularity
 
 JudgeName = Literal["faithfulness", "answer_relevance", "context_relevance", "pointwise", "geval", "likelihood"]
-JUDGE_NAMES: tuple[JudgeName, ...] = (
-    "faithfulness",
-    "answer_relevance",
-    "context_relevance",
-    "pointwise",
-    "geval",
-    "likelihood",
-)
+JUDGE_NAMES: tuple[JudgeName, ...] = get_args(JudgeName)
+# MT-Bench's pair judges (eval.judges.mtbench); named here so the CLI lists them without importing numpy
+MTBenchJudgeName = Literal["pairwise", "pointwise", "reference"]
+MTBENCH_JUDGES: tuple[MTBenchJudgeName, ...] = get_args(MTBenchJudgeName)
 # likelihood is the detector that beats HHEM-2.1 on FaithBench; a backend that cannot score given text
 # (openai) skips it when the defaults are used
 DEFAULT_JUDGES: tuple[JudgeName, ...] = ("faithfulness", "likelihood", "answer_relevance", "context_relevance")
@@ -95,9 +91,7 @@ JUDGES: dict[JudgeName, Callable[[ChatLLM, Any, JudgeSettings], Judge]] = {
 }
 
 
-def build_judge(
-    name: JudgeName, llm: ChatLLM, *, embedder: Any = None, settings: JudgeSettings | None = None
-) -> Judge:
+def build_judge(name: JudgeName, llm: ChatLLM, *, embedder: Any = None, settings: JudgeSettings | None = None) -> Judge:
     """The judge called ``name`` (see :data:`JUDGE_NAMES`) on ``llm``; ``embedder`` for answer_relevance."""
     try:
         factory = JUDGES[name]
@@ -109,6 +103,7 @@ def build_judge(
 __all__ = [
     "DEFAULT_JUDGES",
     "JUDGE_NAMES",
+    "MTBENCH_JUDGES",
     "CallOptions",
     "ChatLLM",
     "EvalSample",
@@ -116,6 +111,7 @@ __all__ = [
     "JudgeName",
     "JudgeResult",
     "JudgeSettings",
+    "MTBenchJudgeName",
     "Usage",
     "build_judge",
 ]

@@ -18,14 +18,13 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from eval.judges import MTBenchJudgeName
 from eval.judges.base import ChatLLM, Message, Usage
 from eval.mtbench import MTBenchPair, Position
 from rag.errors import JudgeError, RagError
 
-MTBenchJudgeName = Literal["pairwise", "pointwise", "reference"]
-MTBENCH_JUDGES: tuple[MTBenchJudgeName, ...] = ("pairwise", "pointwise", "reference")
 REFERENCE_CATEGORIES = ("math", "reasoning", "coding")
 DEFAULT_MAX_ANSWER_TOKENS = 320
 TOP_LOGPROBS = 20

@@ -1,20 +1,24 @@
 """``rag eval faithfulness | judges | pairwise``: answer evaluation with LLM judges, the judges'
 meta-evaluation against FaithBench's human labels, and pairwise comparison of two systems' answers.
-Heavy imports happen inside the handlers, not at CLI start-up."""
+The judge names come from :mod:`eval.judges` (light); the suites, models and reports are imported inside
+the handlers, not at CLI start-up."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from rag.cli import add_common_options, progress_enabled
+from eval.judges import DEFAULT_JUDGES, JUDGE_NAMES, MTBENCH_JUDGES, JudgeName, MTBenchJudgeName
+from eval.judges.faithfulness import Granularity
+from rag.commands.common import add_common_options, progress_enabled
+from rag.errors import ConfigError
 
-JUDGE_CHOICES = ("faithfulness", "answer_relevance", "context_relevance", "pointwise", "geval", "likelihood")
-FAITHBENCH_JUDGES = ("faithfulness", "likelihood")
-MTBENCH_JUDGE_CHOICES = ("pairwise", "pointwise", "reference")  # eval.judges.mtbench.MTBENCH_JUDGES
+FAITHBENCH_JUDGES: tuple[JudgeName, ...] = ("faithfulness", "likelihood")  # the judges FaithBench can score
+LLMFactory = Callable[[argparse.Namespace], tuple[Any, Any]]
 
 
 def _llm_options(p: argparse.ArgumentParser) -> None:
@@ -36,7 +40,7 @@ def _llm_options(p: argparse.ArgumentParser) -> None:
 def _faithfulness_options(p: argparse.ArgumentParser, *, granularity: str, logprobs: int, logprobs_use: str) -> None:
     p.add_argument(
         "--granularity",
-        choices=("sentences", "claims"),
+        choices=get_args(Granularity),
         default=granularity,
         help="what the faithfulness judge verifies: the answer's sentences, each with the words the context "
         "never uses as a hint (cheap; the variant measured on FaithBench), or LLM-extracted atomic claims with "
@@ -71,10 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--judge",
         dest="judges",
         action="append",
-        choices=JUDGE_CHOICES,
+        choices=JUDGE_NAMES,
         metavar="NAME",
-        help=f"judge to run, repeatable (default: faithfulness, answer_relevance, context_relevance; "
-        f"choices: {', '.join(JUDGE_CHOICES)})",
+        help=f"judge to run, repeatable (default: {', '.join(DEFAULT_JUDGES)}; likelihood only where the backend "
+        f"scores given text; choices: {', '.join(JUDGE_NAMES)})",
     )
     f.add_argument(
         "--ragas",
@@ -127,7 +131,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     j.add_argument("--seed", type=int, default=0, help="seed of the stratified order (default: 0)")
     j.add_argument(
         "--judge",
-        choices=FAITHBENCH_JUDGES + MTBENCH_JUDGE_CHOICES,
+        choices=tuple(dict.fromkeys((*FAITHBENCH_JUDGES, *MTBENCH_JUDGES))),
         help="FaithBench: faithfulness (verdict per sentence/claim, constrained JSON; the default) or likelihood "
         "(surprisal of the summary given the source, local backend only). MT-Bench: pairwise (the default; one "
         "letter per order, its probabilities kept), reference (pairwise with GPT-4's reference answer for math, "
@@ -199,8 +203,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _batches(spec: str) -> tuple[int, ...]:
-    from rag.errors import ConfigError
-
     out: list[int] = []
     try:
         for part in spec.split(","):
@@ -221,8 +223,6 @@ def _llm(args: argparse.Namespace) -> Any:
 
 
 def run_judges(args: argparse.Namespace) -> int:
-    from rag.errors import ConfigError
-
     if args.mtbench:
         return run_mtbench_judges(args)
     if args.judge not in (None, *FAITHBENCH_JUDGES):
@@ -230,6 +230,7 @@ def run_judges(args: argparse.Namespace) -> int:
     args.judge = args.judge or "faithfulness"
     from eval.faithbench import (
         FaithfulnessJudgeLike,
+        SeverityClass,
         format_meta_table,
         load_faithbench,
         run_meta_eval,
@@ -238,12 +239,11 @@ def run_judges(args: argparse.Namespace) -> int:
     from eval.judges.base import CallOptions
     from eval.judges.faithfulness import FaithfulnessJudge
     from eval.judges.likelihood import DEFAULT_THRESHOLD, LikelihoodJudge
-    from rag.errors import ConfigError
 
     classes = tuple(c.strip() for c in args.hallucinated.split(",") if c.strip())
-    bad = [c for c in classes if c not in ("Benign", "Questionable", "Unwanted")]
+    bad = [c for c in classes if c not in get_args(SeverityClass)]
     if bad or not classes:
-        raise ConfigError(f"--hallucinated {args.hallucinated!r}: choose from Benign, Questionable, Unwanted")
+        raise ConfigError(f"--hallucinated {args.hallucinated!r}: choose from {', '.join(get_args(SeverityClass))}")
     items = load_faithbench(
         args.faithbench, batches=_batches(args.batches), aggregation=args.aggregation, hallucinated_classes=classes
     )  # type: ignore[arg-type]
@@ -287,26 +287,101 @@ def run_judges(args: argparse.Namespace) -> int:
 
 
 def run_faithfulness(args: argparse.Namespace) -> int:
-    from eval.answers import run_suite_command
-
     return run_suite_command(args, llm_factory=_llm, progress=progress_enabled())
 
 
 def run_pairwise(args: argparse.Namespace) -> int:
-    from eval.answers import run_pairwise_command
-
     return run_pairwise_command(args, llm_factory=_llm, progress=progress_enabled())
 
 
+def run_suite_command(args: argparse.Namespace, *, llm_factory: LLMFactory, progress: bool) -> int:
+    """``rag eval faithfulness``: the suite with its missing answers produced, every judge, the reports."""
+    from eval.answers import (
+        choose_judges,
+        load_suite,
+        pipeline_asker,
+        produce_answers,
+        ragas_comparison,
+        run_suite,
+        terminal_table,
+        write_suite_outputs,
+    )
+    from eval.judges import JudgeResult, JudgeSettings, build_judge
+    from eval.report import write_json
+    from rag.models import load_embedder
+
+    items = load_suite(args.suite)
+    config, llm = llm_factory(args)
+    missing = sum(not it.answer.strip() for it in items)
+    if missing:
+        print(
+            f"producing {missing} missing answer(s) with the pipeline over {args.index or config.index_dir}",
+            file=sys.stderr,
+        )
+        items = produce_answers(items, pipeline_asker(config, args.index, llm))
+    names, notes = choose_judges(args.judges, llm)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    embedder = None
+    if "answer_relevance" in names or getattr(args, "ragas", False):
+        embedder = load_embedder(config.embedding.model, config.embedding.device)
+    settings = JudgeSettings(
+        retries=args.max_retries,
+        granularity=getattr(args, "granularity", "claims"),
+        top_logprobs=max(0, getattr(args, "logprobs", 0)),
+        likelihood_threshold=getattr(args, "likelihood_threshold", None),
+    )
+    judges = [build_judge(n, llm, embedder=embedder, settings=settings) for n in names]
+
+    def on_row(r: JudgeResult) -> None:
+        if progress:
+            print(f"{r.judge} {r.item_id}: {r.status} {r.score}", file=sys.stderr, flush=True)
+
+    result = run_suite(items, judges, on_row=on_row)
+    out = Path(args.out or f"runs/eval-answers-{Path(args.suite).stem}")
+    paths = write_suite_outputs(result, out, title=f"Answer evaluation: {Path(args.suite).name} ({llm.name})")
+    if getattr(args, "ragas", False):
+        paths.append(write_json(out / "ragas.json", ragas_comparison(result, llm, embedder)))
+    if args.json:
+        print(json.dumps(result.summary(), indent=2, sort_keys=True))
+    else:
+        print(terminal_table(result.summary()))
+        print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def run_pairwise_command(args: argparse.Namespace, *, llm_factory: LLMFactory, progress: bool) -> int:
+    """``rag eval pairwise``: both orders per pair, inconsistent = tie; summary + per-pair rows."""
+    from eval.answers import load_answers, pairwise_summary, pairwise_table, run_pairwise, write_pairwise_outputs
+    from eval.judges.base import CallOptions
+    from eval.judges.pairwise import PairwiseJudge
+
+    a, b = load_answers(args.a), load_answers(args.b)
+    _, llm = llm_factory(args)
+    verdicts = run_pairwise(
+        a,
+        b,
+        PairwiseJudge(llm, options=CallOptions(max_tokens=300, retries=args.max_retries)),
+        on_pair=(lambda v: print(f"{v.item_id}: {v.outcome}", file=sys.stderr)) if progress else None,
+    )
+    summary = pairwise_summary(a, b, verdicts, length_control=args.length_control)
+    paths = write_pairwise_outputs(summary, verdicts, Path(args.out or "runs/eval-pairwise"))
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        print(pairwise_table(summary))
+        print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def run_mtbench_judges(args: argparse.Namespace) -> int:
-    from eval.judges.mtbench import MTBenchJudgeName, PairJudge, PointwiseGrader
+    from eval.judges.mtbench import PairJudge, PointwiseGrader
     from eval.mtbench import load_mtbench, stratified_sample
     from eval.mtbench_run import RunSettings, check_rule, format_report, run_mtbench
-    from rag.errors import ConfigError
 
     judge_name: MTBenchJudgeName = args.judge or "pairwise"
-    if judge_name not in MTBENCH_JUDGE_CHOICES:
-        raise ConfigError(f"--judge {judge_name}: MT-Bench takes {', '.join(MTBENCH_JUDGE_CHOICES)}")
+    if judge_name not in MTBENCH_JUDGES:
+        raise ConfigError(f"--judge {judge_name}: MT-Bench takes {', '.join(MTBENCH_JUDGES)}")
     if args.max_answer_tokens < 16:
         raise ConfigError(f"--max-answer-tokens {args.max_answer_tokens}: must be at least 16")
     if args.limit is not None and args.limit < 1:

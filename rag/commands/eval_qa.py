@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rag.cli import add_common_options, progress_enabled
-from rag.commands.query import positive_int
+from rag.commands.common import add_common_options, positive_int, progress_enabled
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

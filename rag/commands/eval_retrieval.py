@@ -9,7 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from rag.cli import add_common_options, progress_enabled
+from eval.runs import AGGREGATIONS
+from rag.commands.common import add_common_options, progress_enabled
 
 DEFAULT_MODES = "bm25,dense,hybrid (+ hybrid+rerank when a reranker model is present)"
 
@@ -44,19 +45,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "holding questions.jsonl beside its documents, or a questions .jsonl file. Builds the corpus's index "
         "when absent and reuses it next time.",
     )
-    p.add_argument("--dataset", required=True, metavar="DIR",
-                   help="BEIR folder, folder with questions.jsonl, or a .jsonl file")
+    p.add_argument(
+        "--dataset", required=True, metavar="DIR", help="BEIR folder, folder with questions.jsonl, or a .jsonl file"
+    )
     p.add_argument("--split", default="test", help="qrels split for BEIR folders (default: test)")
     p.add_argument("--qrels", metavar="FILE", help="qrels file (BEIR TSV or TREC) instead of the split's")
     p.add_argument("--modes", type=_mode_list, metavar="LIST", help=f"comma-separated modes (default: {DEFAULT_MODES})")
-    p.add_argument("--k", dest="ks", type=_int_list, default=(1, 3, 5, 10, 100), metavar="LIST",
-                   help="metric cut-offs (default: 1,3,5,10,100)")
-    p.add_argument("--depth", type=int, metavar="N",
-                   help="chunks retrieved per query (default: max(retrieval.depth, 3 x largest k))")
-    p.add_argument("--aggregation", choices=("max", "sum", "first"), default="max",
-                   help="how a document's chunk scores become its score (default: max)")
-    p.add_argument("--resamples", type=int, default=10_000, metavar="N",
-                   help="randomisation-test resamples (default: 10000)")
+    p.add_argument(
+        "--k",
+        dest="ks",
+        type=_int_list,
+        default=(1, 3, 5, 10, 100),
+        metavar="LIST",
+        help="metric cut-offs (default: 1,3,5,10,100)",
+    )
+    p.add_argument(
+        "--depth",
+        type=int,
+        metavar="N",
+        help="chunks retrieved per query (default: max(retrieval.depth, 3 x largest k))",
+    )
+    p.add_argument(
+        "--aggregation",
+        choices=AGGREGATIONS,
+        default="max",
+        help="how a document's chunk scores become its score (default: max)",
+    )
+    p.add_argument(
+        "--resamples", type=int, default=10_000, metavar="N", help="randomisation-test resamples (default: 10000)"
+    )
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/eval-retrieval-<dataset>)")
     p.add_argument("--json", action="store_true", help="print metrics.json to stdout instead of the table")
     add_common_options(p)
@@ -70,8 +87,14 @@ def run(args: argparse.Namespace) -> int:
 
     pipeline = load_config(args.config)
     sig_k = 10 if 10 in args.ks else max([k for k in args.ks if k <= 10] or [min(args.ks)])
-    config = RetrievalEvalConfig(modes=args.modes, ks=args.ks, depth=args.depth, aggregation=args.aggregation,
-                                 n_resamples=args.resamples, significance_metric=f"ndcg@{sig_k}")
+    config = RetrievalEvalConfig(
+        modes=args.modes,
+        ks=args.ks,
+        depth=args.depth,
+        aggregation=args.aggregation,
+        n_resamples=args.resamples,
+        significance_metric=f"ndcg@{sig_k}",
+    )
     result = RetrievalEvaluator(pipeline, config).run(
         args.dataset, split=args.split, qrels=args.qrels, index_dir=args.index, progress=progress_enabled()
     )

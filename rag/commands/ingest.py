@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rag.cli import add_common_options, progress_enabled
+from rag.commands.common import add_common_options, positive_int, progress_enabled
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--debounce",
-        type=_milliseconds,
+        type=positive_int,
         metavar="MS",
         help="with --watch: a change set closes after MS ms without a new file change (default: 500)",
     )
@@ -85,16 +85,6 @@ def run_ingest(args: argparse.Namespace) -> int:
             print(f"rag ingest: note: {note}", file=sys.stderr)
         print(_summary(args.path, report))
     return report.exit_code
-
-
-def _milliseconds(value: str) -> int:
-    try:
-        ms = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds as a positive integer, got {value!r}") from None
-    if ms < 1:
-        raise argparse.ArgumentTypeError(f"expected milliseconds as a positive integer, got {value!r}")
-    return ms
 
 
 def _run_watch(args: argparse.Namespace, config: Any) -> int:

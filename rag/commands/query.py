@@ -9,27 +9,17 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, get_args
 
-from rag.cli import add_common_options
+from rag.commands.common import add_common_options, positive_int
 from rag.config import RetrievalMode, load_config
 from rag.prompt import NOT_IN_DOCUMENTS
 
 if TYPE_CHECKING:
     from rag.pipeline import Answer, Pipeline, SearchResult
 
-MODES: tuple[RetrievalMode, ...] = ("bm25", "dense", "hybrid")
+MODES: tuple[RetrievalMode, ...] = get_args(RetrievalMode)
 EXIT_WORDS = {"exit", "quit", ":q"}
-
-
-def positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return n
 
 
 def _add_query_options(p: argparse.ArgumentParser, *, json_help: str) -> None:

@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from rag.cli import add_common_options, progress_enabled
+from rag.commands.common import add_common_options, progress_enabled
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -179,7 +179,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from rag.calibration import calibrate, calibration_path, llm_pseudo_queries, sentence_queries, write_calibration
+    from rag.calibration import calibrate, llm_pseudo_queries, sentence_queries
+    from rag.calibration_file import calibration_path, write_calibration
     from rag.config import load_config
     from rag.errors import ConfigError
     from rag.pipeline import Pipeline
@@ -194,7 +195,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise ConfigError(f"nothing to calibrate: {status.notice}")
     pipeline = Pipeline.from_config(config, index_dir=index_dir, reranker=reranker)
     show = progress_enabled() and not args.json
-    chunks = pipeline.index.chunks
+    chunks = list(pipeline.index.iter_chunks())
     notes: list[str] = []
     if args.pseudo == "sentence":
         queries, pseudo = sentence_queries(chunks, n=args.queries, seed=args.seed), "sentence"

@@ -12,18 +12,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from rag.cli import add_common_options
-from rag.commands.query import positive_int
-
-
-def _non_negative_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of 0 or more, got {value!r}")
-    return n
+from rag.commands.common import add_common_options, non_negative_int, positive_int
 
 
 def _positive_float(value: str) -> float:
@@ -46,13 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_common_options(p)
     p.add_argument("--host", help="address to listen on (default: serve.host, 127.0.0.1)")
-    p.add_argument("--port", type=_non_negative_int, help="port (default: serve.port, 8000; 0 picks a free one)")
+    p.add_argument("--port", type=non_negative_int, help="port (default: serve.port, 8000; 0 picks a free one)")
     p.add_argument(
         "--api-key-env",
         metavar="VAR",
         help="require 'Authorization: Bearer <key>' with the key in environment variable VAR (default: no auth)",
     )
-    p.add_argument("--max-queue", type=_non_negative_int, metavar="N", help="answers that may wait (default: 4)")
+    p.add_argument("--max-queue", type=non_negative_int, metavar="N", help="answers that may wait (default: 4)")
     p.add_argument("--timeout", type=_positive_float, metavar="S", help="per-request time limit (default: 120 s)")
     p.add_argument("--max-body", type=positive_int, metavar="BYTES", help="request body limit (default: 1000000)")
     p.add_argument(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.errors import RagError
+from rag.store import current_generation, open_index
 
 if TYPE_CHECKING:
     from rag.pipeline import Pipeline
@@ -44,8 +45,6 @@ class LivePipeline:
 
     def published(self) -> str | None:
         """The generation ``CURRENT`` names now (``None``: not an on-disk index, or unreadable right now)."""
-        from ingest.store import current_generation
-
         if self.root is None:
             return None
         try:
@@ -71,8 +70,6 @@ class LivePipeline:
         return self._pipeline
 
     def _load(self) -> Pipeline:
-        from ingest.store import open_index
-
         assert self.root is not None
         index = open_index(self.root)
         _ = index.faiss_index  # read now, while the generation's files are certainly there

@@ -4,7 +4,8 @@ Every loader yields :class:`TrainExample` (a query, its relevant passage, option
 ``group`` key used to split train/held-out without leakage: all questions about one article or
 paragraph land on the same side). Formats:
 
-* BEIR (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``) — :func:`load_beir`;
+* BEIR (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``, read by :mod:`eval.datasets`) —
+  :func:`load_beir_examples`;
 * JSONL of ``{"query", "positive" | "positives", "negatives"?}`` — :func:`load_jsonl`;
 * the folders of ``shared/data/train/`` (SQuAD-format JSON, QED, AQuaMuSe, SelQA, WikiQA) —
   :func:`load_train_dir`. WikiQA is licensed for research only and is skipped unless asked for.
@@ -12,16 +13,18 @@ paragraph land on the same side). Formats:
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from eval.datasets import load_beir, load_corpus
+from ingest.sources import BeirDocument
 from rag.errors import EvalDataError
+from rag.jsonl import open_text, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -83,26 +86,13 @@ def _detokenize_nq(text: str) -> str:
     return normalize_text(_NQ_SPACES.sub(lambda m: m.group(1) or m.group(2) or m.group(3), text))
 
 
-def _open_text(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
-
-
 def _read_json(path: Path) -> Any:
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         return json.load(fh)
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with _open_text(path) as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as e:
-                raise EvalDataError(f"{path}:{n}: invalid JSON ({e})") from e
+def _rows(path: Path) -> Iterator[dict[str, Any]]:
+    return (row for _, row in read_jsonl(path))
 
 
 def _example(query: str, positive: str, *, group: str, source: str, negatives: Iterable[str] = ()) -> TrainExample:
@@ -123,7 +113,7 @@ def load_jsonl(path: str | Path, *, source: str | None = None) -> list[TrainExam
     p = Path(path)
     src = source or p.stem
     out: list[TrainExample] = []
-    for n, row in enumerate(_read_jsonl(p), 1):
+    for n, row in read_jsonl(p):
         query = row.get("query")
         positives = row.get("positives") or ([row["positive"]] if row.get("positive") else [])
         if not isinstance(query, str) or not query.strip() or not positives:
@@ -134,43 +124,26 @@ def load_jsonl(path: str | Path, *, source: str | None = None) -> list[TrainExam
     return out
 
 
-def load_beir(
+def load_beir_examples(
     path: str | Path, *, split: str = "train", qrels: str | Path | None = None, min_score: int = 1
 ) -> list[TrainExample]:
-    """BEIR layout: one example per (query, relevant document) with ``score >= min_score``."""
+    """A BEIR folder (:func:`eval.datasets.load_beir`): one example per (query, judged document) with
+    ``score >= min_score``, in qrels order; judged documents missing from the corpus are skipped."""
     root = Path(path)
-    qrels_path = Path(qrels) if qrels else root / "qrels" / f"{split}.tsv"
-    for needed in (root / "corpus.jsonl", root / "queries.jsonl", qrels_path):
-        if not needed.is_file():
-            raise EvalDataError(f"{needed}: not found (expected the BEIR layout corpus.jsonl, queries.jsonl, qrels/)")
-    corpus = {str(d["_id"]): beir_passage(d) for d in _read_jsonl(root / "corpus.jsonl")}
-    queries = {str(q["_id"]): str(q["text"]) for q in _read_jsonl(root / "queries.jsonl")}
-    out: list[TrainExample] = []
-    for qid, docid, score in read_qrels(qrels_path):
-        if score >= min_score and qid in queries and docid in corpus:
-            out.append(_example(queries[qid], corpus[docid], group=f"{root.name}:{qid}", source=root.name))
-    return out
+    dataset = load_beir(root, split=split, qrels_path=Path(qrels) if qrels else None)
+    corpus = load_corpus(dataset.corpus)
+    return [
+        _example(dataset.queries[qid], beir_passage(corpus[docid]), group=f"{root.name}:{qid}", source=root.name)
+        for qid, judged in dataset.qrels.items()
+        for docid, score in judged.items()
+        if score >= min_score and docid in corpus
+    ]
 
 
-def beir_passage(doc: dict[str, Any]) -> str:
+def beir_passage(doc: BeirDocument) -> str:
     """Title and text joined the way BEIR models see a document."""
-    title = str(doc.get("title") or "").strip()
-    text = str(doc.get("text") or "").strip()
+    title, text = doc.title.strip(), doc.text.strip()
     return f"{title}. {text}" if title and text else title or text
-
-
-def read_qrels(path: str | Path) -> list[tuple[str, str, int]]:
-    """``query-id<TAB>corpus-id<TAB>score`` with an optional header."""
-    rows: list[tuple[str, str, int]] = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            parts = line.rstrip("\n").split("\t")
-            if n == 1 and parts[0] == "query-id":
-                continue
-            if len(parts) < 3:
-                raise EvalDataError(f"{path}:{n}: expected 3 tab-separated columns, got {line!r}")
-            rows.append((parts[0], parts[1], int(parts[2])))
-    return rows
 
 
 # ---------------------------------------------------------------- shared/data/train folders
@@ -205,7 +178,7 @@ def load_qed(folder: Path) -> list[TrainExample]:
     for f in files:
         if not f.is_file():
             continue
-        for row in _read_jsonl(f):
+        for row in _rows(f):
             out.append(
                 _example(
                     _detokenize_nq(row["question_text"]),
@@ -219,7 +192,7 @@ def load_qed(folder: Path) -> list[TrainExample]:
 
 def load_aquamuse(folder: Path) -> list[TrainExample]:
     out: list[TrainExample] = []
-    for row in _read_jsonl(folder / "aquamuse-v2-abstractive.decoded.jsonl.gz"):
+    for row in _rows(folder / "aquamuse-v2-abstractive.decoded.jsonl.gz"):
         query, target = row["query"][0], row["target"][0]
         out.append(_example(query, target, group=f"aquamuse:{text_key(target)[:12]}", source="aquamuse"))
     return out
@@ -239,7 +212,7 @@ def load_wikiqa(folder: Path) -> list[TrainExample]:
     """WikiQA dev/test positives (question, sentence). Research-only licence: never for a shipped model."""
     out: list[TrainExample] = []
     for name in ("WikiQA-dev.tsv.gz", "WikiQA-test.tsv.gz"):
-        with _open_text(folder / name) as fh:
+        with open_text(folder / name) as fh:
             next(fh)
             for line in fh:
                 cols = line.rstrip("\n").split("\t")
@@ -322,7 +295,7 @@ def load_any(
     if p.is_file():
         rows = load_jsonl(p)
     elif (p / "corpus.jsonl").is_file():
-        rows = load_beir(p)
+        rows = load_beir_examples(p)
     elif p.is_dir() and any((p / name).is_dir() for name in SHARED_DATASETS):
         return load_train_dir(p, allow_research_only=allow_research_only, report=report)
     elif p.is_dir() and p.name in SHARED_DATASETS:

@@ -2,7 +2,8 @@
 
 The held-out split holds one query per article/paragraph group with its positive among BM25 candidates;
 nDCG@10 is measured for the first-stage order, the reranker alone and each blend
-``(1 - w) * minmax(reranker) + w * minmax(first stage)``, which picks the ``fusion_weight`` to ship.
+``(1 - w) * minmax(reranker) + w * minmax(first stage)`` of :mod:`rag.blend`, which picks the
+``fusion_weight`` to ship (a tie goes to the larger weight, as in the label-free calibration).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from eval.metrics import ndcg_at_k
+from rag.blend import WEIGHT_GRID, blend, order, pick_weight
 from rag.training.checkpoint import torch_module
 from rag.training.data import TrainExample, text_key
 from rag.training.mining import PassagePool, positives_by_query
@@ -60,16 +63,6 @@ def score_pairs(
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
-def minmax(x: np.ndarray) -> np.ndarray:
-    lo, hi = float(np.min(x)), float(np.max(x))
-    return np.zeros_like(x) if hi - lo <= 1e-12 else (x - lo) / (hi - lo)
-
-
-def blend(rerank: np.ndarray, first_stage: np.ndarray, fusion_weight: float) -> np.ndarray:
-    """The final score: min-max normalised reranker and first-stage scores, mixed per query."""
-    return (1.0 - fusion_weight) * minmax(rerank) + fusion_weight * minmax(first_stage)
-
-
 @dataclass(frozen=True)
 class HeldoutQuery:
     query: str
@@ -102,21 +95,20 @@ def build_heldout(
     return out
 
 
-def _ndcg10(order: Sequence[int], relevant: Sequence[int]) -> float:
-    from eval.metrics import ndcg_at_k
-
-    return ndcg_at_k([str(i) for i in order], {str(i): 1 for i in relevant}, 10)
+def _ndcg10(ranked: Sequence[int], relevant: Sequence[int]) -> float:
+    return ndcg_at_k([str(i) for i in ranked], {str(i): 1 for i in relevant}, 10)
 
 
 def evaluate_heldout(
     ce: CrossEncoder, held: Sequence[HeldoutQuery], *, max_length: int, batch_size: int = 32, rrf_k: int = 60
 ) -> HeldoutResult:
-    """nDCG@10 of the first-stage order, the reranker alone and each blend weight 0.0 .. 1.0 (the first
-    stage scored as RRF of its rank); the best weight (ties: the smaller) is the one to ship."""
+    """nDCG@10 of the first-stage order, the reranker alone and each blend weight of
+    :data:`rag.blend.WEIGHT_GRID` (the first stage scored as RRF of its rank; ties in a ranking go to the
+    earlier first-stage candidate); the best weight (:func:`rag.blend.pick_weight`: a tie goes to the
+    larger weight) is the one to ship."""
     pairs = [(h.query, c) for h in held for c in h.candidates]
     scores = score_pairs(ce, pairs, max_length=max_length, batch_size=batch_size)
-    weights = [round(w * 0.1, 1) for w in range(11)]
-    sums = dict.fromkeys(weights, 0.0)
+    sums = dict.fromkeys(WEIGHT_GRID, 0.0)
     first = rerank_only = 0.0
     start = 0
     for h in held:
@@ -124,14 +116,12 @@ def evaluate_heldout(
         start += len(h.candidates)
         fs = np.array([1.0 / (rrf_k + i + 1) for i in range(len(h.candidates))])
         first += _ndcg10(list(range(len(h.candidates))), h.relevant)
-        rerank_only += _ndcg10(_order(s), h.relevant)
-        for w in weights:
-            sums[w] += _ndcg10(_order(blend(s, fs, w)), h.relevant)
+        rerank_only += _ndcg10(order(s), h.relevant)
+        for w in WEIGHT_GRID:
+            sums[w] += _ndcg10(order(blend(s, fs, w)), h.relevant)
     n = max(len(held), 1)
-    curve = {f"{w:.1f}": v / n for w, v in sums.items()}
-    best = max(weights, key=lambda w: (round(sums[w] / n, 6), -w))
-    return HeldoutResult(len(held), first / n, rerank_only / n, best, sums[best] / n, curve)
-
-
-def _order(scores: np.ndarray) -> list[int]:
-    return sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+    means = {w: v / n for w, v in sums.items()}
+    best = pick_weight(means)
+    return HeldoutResult(
+        len(held), first / n, rerank_only / n, best, means[best], {f"{w:.1f}": m for w, m in means.items()}
+    )

@@ -25,6 +25,7 @@ import numpy as np
 
 from rag.errors import GenerationError
 from rag.jsonl import appender, read_rows
+from rag.store import open_index
 from rag.training.data import LoadReport, TrainExample, normalize_text, text_key
 from rag.types import Chunk
 
@@ -201,8 +202,6 @@ def pairs_from_chunks(
 
 def pairs_from_index(index_dir: str, **kwargs: Any) -> list[TrainExample]:
     """:func:`pairs_from_chunks` over an ragtrail index directory."""
-    from ingest.store import open_index
-
     return pairs_from_chunks(open_index(index_dir).chunks, **kwargs)
 
 

@@ -14,9 +14,13 @@ from typing import Any, cast
 
 import yaml
 
-from rag.config import from_dict
+from eval.datasets import load_corpus
+from rag.config import LLMConfig, from_dict
 from rag.errors import ConfigError
+from rag.llm import create_llm
+from rag.store import open_index
 from rag.training.data import LoadReport, TrainExample, load_any
+from rag.training.mining import QueryStyle, llm_queries, pairs_from_chunks
 from rag.training.train import TrainConfig
 from rag.types import Chunk
 
@@ -77,9 +81,6 @@ def collect(recipe: Recipe) -> Collected:
     pool: list[str] = []
     groups: list[str] = []
     if recipe.from_index:
-        from ingest.store import open_index
-        from rag.training.mining import QueryStyle, llm_queries, pairs_from_chunks
-
         chunks = (
             corpus_chunks(recipe.from_index) if _is_corpus(recipe.from_index) else open_index(recipe.from_index).chunks
         )
@@ -89,9 +90,6 @@ def collect(recipe: Recipe) -> Collected:
         report.counts[f"index:{recipe.from_index}"] = len(pairs)
         examples.extend(pairs)
         if recipe.llm_queries > 0:
-            from rag.config import LLMConfig
-            from rag.llm import create_llm
-
             generated = llm_queries(
                 chunks,
                 create_llm(LLMConfig()),
@@ -117,18 +115,9 @@ def _is_corpus(path: str) -> bool:
 
 def corpus_chunks(path: str) -> list[Chunk]:
     """A BEIR ``corpus.jsonl`` (or its folder) as one chunk per document, for mining without an index."""
-    import json
-
     p = Path(path)
-    p = p / "corpus.jsonl" if p.is_dir() else p
-    out: list[Chunk] = []
-    with p.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                d = json.loads(line)
-                title = str(d.get("title") or "") or None
-                out.append(Chunk(id=str(d["_id"]), source=str(d["_id"]), text=str(d.get("text") or ""), title=title))
-    return out
+    docs = load_corpus(p / "corpus.jsonl" if p.is_dir() else p)
+    return [Chunk(id=d.source, source=d.source, text=d.text, title=d.title or None) for d in docs.values()]
 
 
 def describe(report: LoadReport) -> Sequence[str]:

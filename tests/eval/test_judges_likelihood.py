@@ -120,6 +120,7 @@ def test_a_backend_that_cannot_score_given_text_is_refused() -> None:
 
 
 @pytest.mark.llm
+@pytest.mark.slow
 def test_local_model_scores_given_text_like_its_own_generation(local_llm: LLM) -> None:
     messages = [
         {"role": "system", "content": "Answer with one word."},
@@ -139,6 +140,7 @@ def test_local_model_scores_given_text_like_its_own_generation(local_llm: LLM) -
 
 
 @pytest.mark.llm
+@pytest.mark.slow
 def test_local_likelihood_judge_finds_a_contradicted_detail_more_surprising(local_llm: LLM) -> None:
     judge = LikelihoodJudge(local_llm)
     faithful = judge.judge("The Riverside Library opened in 1998 and holds about 40,000 books.", [CONTEXT])

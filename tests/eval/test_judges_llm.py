@@ -15,6 +15,7 @@ CONTEXT = ["The Leeds office is open from 07:00 to 20:00 on weekdays. Lunch is s
 
 
 @pytest.mark.llm
+@pytest.mark.slow
 def test_faithfulness_sentences_on_the_local_llm(local_llm: Any) -> None:
     judge = FaithfulnessJudge(
         local_llm, granularity="sentences", top_logprobs=20, options=CallOptions(max_tokens=120, retries=0)

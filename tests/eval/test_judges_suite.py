@@ -1,4 +1,5 @@
-"""The suite runner and the CLI plumbing of `rag eval faithfulness` / `rag eval pairwise` on fakes."""
+"""The suite runner (eval.answers) and the CLI plumbing of `rag eval faithfulness` / `rag eval pairwise`
+(rag.commands.eval_answers) on fakes."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from eval.answers import load_suite, produce_answers, run_pairwise_command, run_suite, run_suite_command
+from eval.answers import load_suite, produce_answers, run_suite
 from eval.judges.base import EvalSample
 from eval.judges.faithfulness import FaithfulnessJudge
+from rag.commands.eval_answers import run_pairwise_command, run_suite_command
 from rag.errors import EvalDataError
 from tests.eval.judge_fakes import FakeLLM
 

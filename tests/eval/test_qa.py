@@ -134,7 +134,7 @@ def test_load_questions_accepts_extra_keys_and_empty_answers(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ("{not json", "q.jsonl:2: not valid JSON"),
+        ("{not json", "q.jsonl:2: invalid JSON"),
         ({"id": "b", "answers": []}, "q.jsonl:2: 'question' must be a non-empty string"),
         ({"id": "b", "question": "  ", "answers": []}, "q.jsonl:2: 'question' must be"),
         ({"id": "b", "question": "Q?"}, "q.jsonl:2: 'answers' must be a list"),

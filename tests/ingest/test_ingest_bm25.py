@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from ingest.bm25 import BM25Tokenizer, build_matrix, top_k
+from ingest.bm25 import build_matrix
 from rag.config import BM25Config
+from rag.store.bm25 import BM25Tokenizer, top_k
 
 WORDS = (
     "apple banana cherry delta echo foxtrot garden harbour island jungle kettle lemon meadow night "
@@ -69,3 +70,4 @@ def test_top_k_orders_by_score_then_id_and_respects_mask() -> None:
     assert top_k(scores, 10, ids, None)[-1] == (0, 1.0)  # zero scores never returned
     mask = np.array([True, True, False, True, True])
     assert top_k(scores, 2, ids, mask) == [(1, 3.0), (4, 2.0)]
+    assert top_k(scores, 0, ids, None) == [] and top_k(scores, -1, ids, mask) == []

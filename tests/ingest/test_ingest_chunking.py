@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import itertools
 
-from ingest.chunking import Chunker, chunk_id, make_chunks
+import pytest
+
+from ingest.chunking import Chunker, chunk_id, effective_chunk_tokens, make_chunks
 from ingest.clean import CleanDocument
 from rag.config import ChunkingConfig
+from rag.errors import ConfigError
 
 LONG = " ".join(f"Sentence number {i} talks about greenhouse tomatoes and basil." for i in range(80))
 
@@ -43,6 +46,27 @@ def test_default_size_is_capped_to_the_model(embedder) -> None:
     assert c.chunk_tokens == min(256, embedder.max_seq_length - 2)
     pieces = c.split(CleanDocument(LONG * 3))
     assert all(n_tokens(embedder, p.text) + 2 <= embedder.max_seq_length for p in pieces)
+
+
+def test_the_model_window_lowers_chunk_tokens_but_never_the_overlap() -> None:
+    """A chunk is lowered to fit the model (recorded in the manifest); an overlap that no longer fits half of
+    it, or a window too small for a chunk, is a ConfigError naming the setting, not a silent change."""
+    config = ChunkingConfig(chunk_tokens=512, overlap_tokens=100)
+    assert effective_chunk_tokens(config, None) == 512
+    assert effective_chunk_tokens(config, 514) == 512
+    assert effective_chunk_tokens(config, 256) == 254
+    assert effective_chunk_tokens(config, 202) == 200  # overlap exactly half
+    with pytest.raises(ConfigError, match=r"chunking\.overlap_tokens .* 200-token window .* to 99 or less, got 100"):
+        effective_chunk_tokens(config, 200)
+    with pytest.raises(ConfigError, match=r"reads at most 9 tokens.*embedding\.max_seq_length"):
+        effective_chunk_tokens(ChunkingConfig(chunk_tokens=64, overlap_tokens=0), 9)
+
+
+def test_the_chunker_refuses_an_overlap_the_model_window_cannot_hold(embedder) -> None:
+    window = embedder.max_seq_length
+    config = ChunkingConfig(chunk_tokens=4 * window, overlap_tokens=window)
+    with pytest.raises(ConfigError, match=r"chunking\.overlap_tokens"):
+        Chunker(embedder.tokenizer, config, max_tokens=window)
 
 
 def test_markdown_split_on_headings_first(embedder) -> None:

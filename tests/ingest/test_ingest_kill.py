@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.store import open_index
+from rag.store import open_index
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,9 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from ingest import store
-from ingest.bm25 import BM25Tokenizer, build_matrix
+from ingest.bm25 import build_matrix
 from ingest.dense import build_faiss
 from rag.config import BM25Config, DenseIndexConfig, to_dict
+from rag.store import FORMAT_VERSION
+from rag.store.bm25 import BM25Tokenizer
 from rag.types import Chunk
 
 root = Path(sys.argv[1])
@@ -41,7 +43,7 @@ while True:
     vectors = np.random.default_rng(generation).random((300, 16), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     manifest = {
-        "format_version": store.FORMAT_VERSION,
+        "format_version": FORMAT_VERSION,
         "embedding": {"model": "synthetic", "dimension": 16},
         "bm25": {"config": to_dict(BM25Config()), **tokenizer.to_manifest()},
         "dense_index": to_dict(DenseIndexConfig()),

@@ -207,7 +207,7 @@ def _top_source(index, query: str) -> str:
 
 def test_office_folder_is_ingested_with_pages_headings_and_cleaning_counts(tmp_path: Path, config, embedder) -> None:
     from ingest.pipeline import ingest
-    from ingest.store import open_index
+    from rag.store import open_index
 
     root = write_office_folder(tmp_path / "office")
     report = ingest(root, index_dir=tmp_path / "index", config=config)
@@ -229,7 +229,7 @@ def test_office_folder_is_ingested_with_pages_headings_and_cleaning_counts(tmp_p
 
 def test_broken_office_file_keeps_its_stored_version(tmp_path: Path, config, embedder) -> None:
     from ingest.pipeline import ingest
-    from ingest.store import open_index
+    from rag.store import open_index
 
     root = write_office_folder(tmp_path / "office")
     ingest(root, index_dir=tmp_path / "index", config=config)

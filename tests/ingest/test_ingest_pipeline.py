@@ -15,8 +15,8 @@ from ingest_pdf_factory import write_pdf
 
 import ingest.sources as sources
 from ingest.pipeline import ingest
-from ingest.store import open_index
 from rag.errors import IndexLockedError, IngestError
+from rag.store import open_index
 
 
 def snapshot(index_dir: Path) -> dict[str, bytes]:

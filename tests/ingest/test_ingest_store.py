@@ -11,8 +11,8 @@ from rank_bm25 import BM25Okapi
 
 from ingest import store
 from ingest.pipeline import ingest
-from ingest.store import FORMAT_VERSION, open_index
 from rag.errors import IndexNotFoundError, IndexVersionError
+from rag.store import FORMAT_VERSION, open_index
 
 
 class SimulatedCrash(BaseException):
@@ -161,8 +161,9 @@ def test_hnsw_option(built_copy, embedder) -> None:
 
 
 def test_dense_ties_are_broken_by_row(tmp_path: Path) -> None:
-    from ingest.dense import build_faiss, search
+    from ingest.dense import build_faiss
     from rag.config import DenseIndexConfig
+    from rag.store.dense import search
 
     vectors = np.tile(np.eye(4, dtype=np.float32)[:1], (20, 1))  # twenty identical rows
     index = build_faiss(vectors, DenseIndexConfig())

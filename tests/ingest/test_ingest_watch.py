@@ -30,9 +30,9 @@ import ingest.watch as watch_module
 from ingest.lock import index_lock
 from ingest.pipeline import ingest
 from ingest.report import IngestReport
-from ingest.store import open_index
 from ingest.watch import UP_TO_DATE_NOTE, ChangeSet, WatchFilter, watch
 from rag.config import ChunkingConfig, PipelineConfig
+from rag.store import open_index
 
 REPO = Path(__file__).resolve().parents[2]
 RAG = str(Path(sys.executable).with_name("rag"))

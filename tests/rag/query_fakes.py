@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from rag.types import Chunk, Hit
+from rag.store import ScoredChunk
+from rag.types import Chunk, Filters, Hit
 
 _WORD = re.compile(r"\w+")
 
@@ -45,6 +46,9 @@ def _top(scores: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[i
 
 @dataclass
 class FakeIndex:
+    """A ``rag.store.SearchIndex`` over a few chunks: hashed bag-of-words vectors and rank-bm25 scores.
+    ``filters_seen`` records the filters every search was given."""
+
     chunks: list[Chunk]
     embedding_model: str = "hash-64"
     encoder: HashEncoder = field(default_factory=HashEncoder)
@@ -53,15 +57,32 @@ class FakeIndex:
         self.vectors = self.encoder.encode([c.text for c in self.chunks])
         self.encoder.calls.clear()
         self.bm25 = BM25Okapi([words(c.text) for c in self.chunks])
-        self.allowed_seen: list[np.ndarray | None] = []
+        self.filters_seen: list[Filters | None] = []
 
-    def dense_search(self, query_vectors: np.ndarray, k: int, *, allowed: np.ndarray | None = None):
-        self.allowed_seen.append(allowed)
-        return [_top(self.vectors @ q, k, allowed) for q in query_vectors]
+    def __len__(self) -> int:
+        return len(self.chunks)
 
-    def bm25_search(self, queries: Sequence[str], k: int, *, allowed: np.ndarray | None = None):
-        self.allowed_seen.append(allowed)
-        return [_top(self.bm25.get_scores(words(q)), k, allowed) for q in queries]
+    def iter_chunks(self) -> Iterator[Chunk]:
+        return iter(self.chunks)
+
+    def reload(self) -> FakeIndex:
+        return self
+
+    def vector_search(self, query_vectors: np.ndarray, k: int, *, filters: Filters | None = None):
+        allowed = self._allowed(filters)
+        return [self._scored(_top(self.vectors @ q, k, allowed)) for q in query_vectors]
+
+    def keyword_search(self, queries: Sequence[str], k: int, *, filters: Filters | None = None):
+        allowed = self._allowed(filters)
+        found = [_top(self.bm25.get_scores(words(q)), k, allowed) for q in queries]
+        return [self._scored([(r, s) for r, s in rows if s > 0]) for rows in found]
+
+    def _allowed(self, filters: Filters | None) -> np.ndarray | None:
+        self.filters_seen.append(filters)
+        return None if filters is None else np.array([filters.matches(c) for c in self.chunks], dtype=bool)
+
+    def _scored(self, rows: list[tuple[int, float]]) -> list[ScoredChunk]:
+        return [(self.chunks[r], s) for r, s in rows]
 
 
 def chunk(i: int | str, text: str, source: str = "doc.md", page: int | None = None) -> Chunk:

@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 from query_fakes import ScriptedLLM, hit
 
-from rag.calibration import (
-    Calibration,
-    doc_ndcg10,
-    paired_ci,
-    pick_weight,
-    read_calibration,
-    weight_curve,
-    write_calibration,
-)
+from rag.blend import pick_weight
+from rag.calibration import doc_ndcg10, paired_ci, weight_curve
+from rag.calibration_file import Calibration, model_fingerprint, read_calibration, write_calibration
 from rag.cli import main
 from rag.config import RerankConfig
 from rag.errors import ConfigError
@@ -48,12 +42,13 @@ def test_the_curve_follows_the_better_ranker_and_ties_go_to_the_first_stage():
     bad = [np.array([5.0, 4.0, -9.0, 3.0])] * 3
     rel = ["rel"] * 3
     curve_good = weight_curve(cands, good, rel, depth=4)
-    assert curve_good[0.0].mean() == 1.0 and curve_good[1.0].mean() == pytest.approx(0.5)
-    assert pick_weight(curve_good) > 0.0 and curve_good[pick_weight(curve_good)].mean() == 1.0
+    means_good = {w: float(v.mean()) for w, v in curve_good.items()}
+    assert means_good[0.0] == 1.0 and means_good[1.0] == pytest.approx(0.5)
+    # every weight up to the one where the first stage starts to win ranks "rel" first: the largest is picked
+    assert pick_weight(means_good) == max(w for w, m in means_good.items() if m == 1.0) > 0.0
     curve_bad = weight_curve(cands, bad, rel, depth=4)
-    assert curve_bad[0.0].mean() < curve_bad[1.0].mean() and pick_weight(curve_bad) == 1.0
-    # equal means everywhere: the largest weight (trust the first stage) wins
-    assert pick_weight({0.0: np.array([1.0]), 0.5: np.array([1.0]), 1.0: np.array([1.0])}) == 1.0
+    means_bad = {w: float(v.mean()) for w, v in curve_bad.items()}
+    assert means_bad[0.0] < means_bad[1.0] and pick_weight(means_bad) == 1.0
 
 
 def test_depth_limits_what_the_reranker_may_move():
@@ -90,6 +85,13 @@ def test_calibrations_are_stored_per_model_and_passage_format(tmp_path):
 def test_an_unreadable_calibration_names_the_file(tmp_path):
     (tmp_path / "rerank_calibration.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"rerank_calibration\.json"):
+        read_calibration(tmp_path, "m", with_title=True)
+
+
+def test_a_calibrated_weight_outside_0_1_names_the_file(tmp_path):
+    stored = {**_cal("m", 0.5).to_dict(), "fusion_weight": -0.2}
+    (tmp_path / "rerank_calibration.json").write_text(json.dumps({"calibrations": [stored]}), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"rerank_calibration\.json: .*fusion_weight must be between 0 and 1"):
         read_calibration(tmp_path, "m", with_title=True)
 
 
@@ -178,8 +180,6 @@ def test_status_reports_where_the_weight_came_from():
 
 def test_a_calibration_of_other_weights_is_ignored(tiny_ce_dir, tmp_path):
     import dataclasses
-
-    from rag.calibration import model_fingerprint
 
     assert model_fingerprint(str(tiny_ce_dir)) == model_fingerprint(str(tiny_ce_dir)) != str(tiny_ce_dir)
     assert model_fingerprint("some/hub-id") == "some/hub-id"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.fusion import fuse, min_max_normalize, reciprocal_rank_fusion, weighted_fusion
+from rag.fusion import fuse, reciprocal_rank_fusion, weighted_fusion
 
 
 def test_rrf_matches_formula():
@@ -44,12 +44,6 @@ def test_rrf_rejects_bad_inputs():
         reciprocal_rank_fusion({"a": []}, k=-1)
     with pytest.raises(ValueError, match="no fusion weight"):
         reciprocal_rank_fusion({"a": [], "b": []}, weights={"a": 1.0})
-
-
-def test_min_max_normalize_edges():
-    assert min_max_normalize([]) == []
-    assert min_max_normalize([3.0, 3.0]) == [1.0, 1.0]
-    assert min_max_normalize([1.0, 3.0, 2.0]) == [0.0, 1.0, 0.5]
 
 
 def test_weighted_fusion_normalises_each_list():

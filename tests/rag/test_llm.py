@@ -23,6 +23,7 @@ QUESTION = [
 
 
 @pytest.mark.llm
+@pytest.mark.slow
 def test_local_llm_answers_and_streams_the_same_text(local_llm: LLM) -> None:
     done = local_llm.complete(QUESTION, max_tokens=8)
     assert "paris" in done.text.lower()
@@ -32,6 +33,7 @@ def test_local_llm_answers_and_streams_the_same_text(local_llm: LLM) -> None:
 
 
 @pytest.mark.llm
+@pytest.mark.slow
 def test_local_llm_json_schema_output_is_valid(local_llm: LLM) -> None:
     schema = {
         "type": "object",
@@ -46,6 +48,7 @@ def test_local_llm_json_schema_output_is_valid(local_llm: LLM) -> None:
 
 
 @pytest.mark.llm
+@pytest.mark.slow
 def test_local_llm_logprobs_are_a_distribution_over_the_generated_tokens(local_llm: LLM) -> None:
     out = local_llm.complete(
         [{"role": "user", "content": "Reply with a single digit from 1 to 5: how many sides has a triangle?"}],
@@ -63,6 +66,7 @@ def test_local_llm_logprobs_are_a_distribution_over_the_generated_tokens(local_l
 
 
 @pytest.mark.llm
+@pytest.mark.slow
 def test_local_llm_counts_tokens_and_rejects_overlong_prompts(local_llm: LLM) -> None:
     assert local_llm.count_tokens("") == 0
     assert 1 <= local_llm.count_tokens("hello world") <= 4

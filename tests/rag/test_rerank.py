@@ -99,16 +99,6 @@ def test_status_round_trips_to_dict():
     }
 
 
-def test_blend_with_the_first_stage_score():
-    import numpy as np
-
-    from rag.rerank import blend
-
-    model = np.array([0.0, 10.0, 5.0])
-    assert blend(model, [3.0, 2.0, 1.0], 0.0).tolist() == [0.0, 10.0, 5.0]
-    assert blend(model, [3.0, 2.0, 1.0], 0.5).tolist() == pytest.approx([0.5, 0.75, 0.25])
-
-
 def test_fusion_weight_comes_from_reranker_json_beside_the_model(tiny_cross_encoder, tmp_path):
     import json
 
@@ -121,3 +111,12 @@ def test_fusion_weight_comes_from_reranker_json_beside_the_model(tiny_cross_enco
     assert all("rerank_raw" in h.scores for h in out)
     overridden, _ = load_reranker(RerankConfig(model=str(tmp_path / "ce"), fusion_weight=0.0, max_length=64))
     assert isinstance(overridden, CrossEncoderReranker) and overridden.fusion_weight == 0.0
+
+
+def test_a_reranker_json_weight_outside_0_1_names_the_file(tiny_cross_encoder, tmp_path):
+    import json
+
+    tiny_cross_encoder.save(str(tmp_path / "ce"))
+    (tmp_path / "ce" / "reranker.json").write_text(json.dumps({"fusion_weight": 1.5}), encoding="utf-8")
+    with pytest.raises(ModelError, match=r"reranker\.json: fusion_weight must be between 0 and 1, got 1\.5"):
+        load_reranker(RerankConfig(model=str(tmp_path / "ce"), max_length=64))

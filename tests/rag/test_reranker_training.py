@@ -15,7 +15,7 @@ from rag.training.data import (
     TrainExample,
     dedup_examples,
     load_any,
-    load_beir,
+    load_beir_examples,
     load_jsonl,
     load_squad,
     load_train_dir,
@@ -57,7 +57,7 @@ def test_load_beir_keeps_relevant_pairs(tmp_path: Path) -> None:
     (tmp_path / "qrels" / "train.tsv").write_text(
         "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t0\n", encoding="utf-8"
     )
-    rows = load_beir(tmp_path)
+    rows = load_beir_examples(tmp_path)
     assert [(r.query, r.positive) for r in rows] == [("query one", "T. body")]
     assert load_any(tmp_path) == rows
 
@@ -140,6 +140,7 @@ def tiny_index(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Pat
     return index_dir
 
 
+@pytest.mark.slow  # trains a cross-encoder for two steps and exports it
 def test_train_export_and_load_end_to_end(tiny_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import rag.models
     from rag.config import RerankConfig

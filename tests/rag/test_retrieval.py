@@ -5,6 +5,7 @@ import pytest
 from query_fakes import FakeIndex, HashEncoder, chunk
 
 from rag.config import RetrievalConfig
+from rag.errors import ConfigError
 from rag.retrieval import (
     RETRIEVERS,
     BM25Retriever,
@@ -12,10 +13,10 @@ from rag.retrieval import (
     Filters,
     HybridRetriever,
     Retriever,
-    allowed_mask,
     build_retriever,
-    rows_to_hits,
+    to_hits,
 )
+from rag.store.plain import allowed_mask
 
 TEXTS = {
     "docs/cats.md": "Cats are small domesticated carnivorous mammals that purr.",
@@ -80,18 +81,17 @@ def test_hybrid_weighted_fusion(index):
 
 
 def test_hybrid_rejects_a_weight_outside_0_1(index):
-    with pytest.raises(ValueError, match="dense_weight"):
+    with pytest.raises(ConfigError, match=r"retrieval\.dense_weight must be between 0 and 1, got 1\.5"):
         HybridRetriever(
             BM25Retriever(index), DenseRetriever(index, HashEncoder()), config=RetrievalConfig(dense_weight=1.5)
         )
 
 
-def test_filters_become_an_allowed_mask_before_fusion(index):
+def test_filters_reach_the_store_before_fusion(index):
     r = build_retriever(index, RetrievalConfig(mode="hybrid", depth=6), encoder=HashEncoder())
     hits = r.search("cats purr robot revenue", k=6, filters=Filters.of("notes/*"))
     assert hits and all(h.chunk.source.startswith("notes/") for h in hits)
-    masks = [m for m in index.allowed_seen if m is not None]
-    assert len(masks) == 2 and all(m.tolist() == [False, False, True, True, False, False] for m in masks)
+    assert index.filters_seen == [Filters(source=("notes/*",))] * 2  # the keyword and the vector search
 
 
 def test_filter_with_several_globs_and_no_match(index):
@@ -111,11 +111,12 @@ def test_edge_cases_empty_queries_and_k_zero(index):
     assert BM25Retriever(empty).search("x", k=3) == []
 
 
-def test_ties_are_broken_by_chunk_id_whatever_the_row_order():
-    chunks = [chunk("b", "x"), chunk("a", "y"), chunk("c", "z")]
-    hits = rows_to_hits(chunks, [(0, 1.0), (2, 2.0), (1, 1.0)], "bm25", 3)
+def test_ties_are_broken_by_chunk_id_whatever_the_store_order():
+    b, a, c = chunk("b", "x"), chunk("a", "y"), chunk("c", "z")
+    hits = to_hits([(b, 1.0), (c, 2.0), (a, 1.0)], "bm25", 3)
     assert _ids(hits) == ["cc", "ca", "cb"]
-    assert [h.chunk.id for h in rows_to_hits(chunks, [(1, 1.0), (0, 1.0)], "bm25", 2)] == ["ca", "cb"]
+    assert [h.chunk.id for h in to_hits([(a, 1.0), (b, 1.0)], "bm25", 2)] == ["ca", "cb"]
+    assert [h.chunk.id for h in to_hits([(b, 1.0), (a, 1.0)], "bm25", 1)] == ["ca"]
 
 
 def test_results_do_not_depend_on_batching(index):
@@ -128,10 +129,10 @@ def test_results_do_not_depend_on_batching(index):
     ]
 
 
-def test_rows_to_hits_keeps_best_duplicate():
-    chunks = [chunk("a", "x")]
-    hits = rows_to_hits(chunks, [(0, 0.5), (0, 0.9)], "dense", 5)
-    assert len(hits) == 1 and hits[0].score == 0.9
+def test_to_hits_keeps_best_duplicate():
+    a = chunk("a", "x")
+    hits = to_hits([(a, 0.5), (a, 0.9)], "dense", 5)
+    assert len(hits) == 1 and hits[0].score == 0.9 and hits[0].scores == {"dense": 0.9}
 
 
 def test_mask_is_numpy_bool(index):
